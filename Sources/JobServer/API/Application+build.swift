@@ -1,0 +1,43 @@
+import Hummingbird
+import NIOCore
+import Logging
+import Queue
+import ServiceLifecycle
+
+/// How `jobserver serve` listens.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8080) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Builds the router with every route of DESIGN §4; tests call this directly.
+public func buildRouter(store: any JobStore & AccountStore, workspaces: WorkspaceStore) -> Router<JobServerRequestContext> {
+    let router = Router(context: JobServerRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    HealthController(store: store).addRoutes(to: router)
+    let v1 = router.group("v1").add(middleware: AuthMiddleware(accounts: store))
+    JobsController(store: store, workspaces: workspaces).addRoutes(to: v1)
+    ProjectsController(workspaces: workspaces).addRoutes(to: v1)
+    return router
+}
+
+/// The HTTP server: stateless over the store, so any number can run against one store.
+/// - Parameter onListening: called with the bound port once the server accepts connections
+///   (useful with port 0).
+public func buildApplication(
+    configuration: ServerConfiguration, store: SQLiteJobStore, workspaces: WorkspaceStore, logger: Logger,
+    onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let router = buildRouter(store: store, workspaces: workspaces)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "jobserver"),
+        services: [store],
+        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
+        logger: logger)
+}

@@ -1,0 +1,185 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Queue
+
+/// `/v1/jobs`: submit, read, list, cancel and page through events.
+struct JobsController {
+    let store: any JobStore
+    let workspaces: WorkspaceStore
+
+    static let maxBodyBytes = 512 * 1024
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+
+    func addRoutes(to group: RouterGroup<JobServerRequestContext>) {
+        group.post("jobs", use: submit)
+        group.get("jobs", use: list)
+        group.get("jobs/:id", use: get)
+        group.post("jobs/:id/cancel", use: cancel)
+        group.get("jobs/:id/events", use: events)
+    }
+
+    @Sendable func submit(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let body = try await JSONBody.collect(request, limit: Self.maxBodyBytes)
+        let jobRequest = try JobRequest.parse(body)
+        let key = try Self.idempotencyKey(in: request.headers)
+
+        let project = try ProjectName(validating: jobRequest.project)
+        if jobRequest.type != .generate, try !workspaces.projectExists(user: user.id, project: project) {
+            throw APIError(.notFound, "project '\(project)' not found", status: .notFound,
+                           details: .object(["project": .string(project.rawValue)]))
+        }
+        let existing = jobRequest.files.isEmpty ? [] : Set(try workspaces.listFiles(user: user.id, project: project).map(\.path))
+        for path in jobRequest.files {
+            guard existing.contains(path) else {
+                throw APIError(.fileAccess, "file '\(path)' not found in project '\(project)'", status: .notFound,
+                               details: .object(["path": .string(path)]))
+            }
+        }
+
+        let payload = try JSONValue.encode(jobRequest)
+        let outcome = try await store.submit(NewJob(
+            userID: user.id, kind: jobRequest.type.rawValue, project: jobRequest.project,
+            priority: jobRequest.priority, maxAttempts: jobRequest.options.maxAttempts, payload: payload,
+            idempotencyKey: key, requestHash: key.map { _ in Self.hash(payload) }))
+        let job = outcome.job
+        var headers: HTTPFields = [.location: "/v1/jobs/\(job.id)"]
+        if case .existing = outcome { headers[Self.replayed] = "true" }
+        let position = job.status == .queued ? try await store.queuePosition(of: job.id) : nil
+        return JSONBody.response(JobView.json(job, queuePosition: position), status: .accepted, headers: headers)
+    }
+
+    @Sendable func get(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let job = try await ownJob(context)
+        let position = job.status == .queued ? try await store.queuePosition(of: job.id) : nil
+        return JSONBody.response(JobView.json(job, queuePosition: position))
+    }
+
+    @Sendable func list(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let query = request.uri.queryParameters
+        var filter = JobFilter()
+        if let status = query["status"].map(String.init) {
+            guard let value = JobStatus(rawValue: status) else {
+                throw APIError.invalid("unknown status '\(status)'", field: "status")
+            }
+            filter.status = value
+        }
+        if let kind = query["type"].map(String.init) {
+            guard JobKind(rawValue: kind) != nil else { throw APIError.invalid("unknown job type '\(kind)'", field: "type") }
+            filter.kind = kind
+        }
+        if let project = query["project"].map(String.init) {
+            filter.project = try ProjectName(validating: project).rawValue
+        }
+        let limit = try Self.intParameter(query["limit"], name: "limit", range: 1...100) ?? 20
+        var cursor: JobID?
+        if let text = query["cursor"].map(String.init) {
+            guard let id = JobID(rawValue: text) else { throw APIError.invalid("malformed cursor", field: "cursor") }
+            cursor = id
+        }
+        let jobs = try await store.jobs(userID: user.id, filter: filter, after: cursor, limit: limit + 1)
+        let page = Array(jobs.prefix(limit))
+        let next: JSONValue = jobs.count > limit ? page.last.map { .string($0.id.rawValue) } ?? .null : .null
+        return JSONBody.response(.object(["jobs": .array(page.map { JobView.json($0) }), "next_cursor": next]))
+    }
+
+    @Sendable func cancel(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let id = try Self.jobID(context)
+        guard let job = try await store.requestCancel(id, userID: user.id) else { throw APIError.notFound("job") }
+        if job.status == .succeeded || job.status == .failed {
+            throw APIError(.conflict, "job already \(job.status.rawValue)", status: .conflict,
+                           details: .object(["status": .string(job.status.rawValue)]))
+        }
+        return JSONBody.response(JobView.json(job), status: job.status == .cancelled ? .ok : .accepted)
+    }
+
+    @Sendable func events(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let job = try await ownJob(context)
+        let query = request.uri.queryParameters
+        let after = try Self.intParameter(query["after"], name: "after", range: 0...Int.max) ?? 0
+        let limit = try Self.intParameter(query["limit"], name: "limit", range: 1...1000) ?? 100
+        let events = try await store.events(of: job.id, after: Int64(after), limit: limit)
+        let nextAfter = events.last?.seq ?? Int64(after)
+        var text = "{\"job_id\":\"\(job.id)\",\"status\":\"\(job.status.rawValue)\",\"next_after\":\(nextAfter),"
+        text += "\"done\":\(job.status.isTerminal && nextAfter >= job.lastEventSeq),\"events\":["
+        text += events.map(EventJSON.render).joined(separator: ",")
+        text += "]}"
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    private func ownJob(_ context: JobServerRequestContext) async throws -> JobRecord {
+        let user = try context.requireUser()
+        let id = try Self.jobID(context)
+        guard let job = try await store.job(id, userID: user.id) else { throw APIError.notFound("job") }
+        return job
+    }
+
+    /// A malformed id cannot name anyone's job: it is simply not found.
+    static func jobID(_ context: JobServerRequestContext) throws -> JobID {
+        guard let text = context.parameters.get("id"), let id = JobID(rawValue: text) else {
+            throw APIError.notFound("job")
+        }
+        return id
+    }
+
+    static func idempotencyKey(in headers: HTTPFields) throws(APIError) -> String? {
+        guard let key = headers[idempotencyKey] else { return nil }
+        guard !key.isEmpty, key.utf8.count <= 255, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7f }) else {
+            throw APIError.invalid("Idempotency-Key must be 1 to 255 visible ASCII characters", field: "Idempotency-Key")
+        }
+        return key
+    }
+
+    static func intParameter(_ value: Substring?, name: String, range: ClosedRange<Int>) throws(APIError) -> Int? {
+        guard let value else { return nil }
+        guard let number = Int(value), range.contains(number) else {
+            throw APIError.invalid("'\(name)' must be an integer between \(range.lowerBound) and \(range.upperBound)", field: name)
+        }
+        return number
+    }
+
+    static func hash(_ payload: JSONValue) -> String {
+        SHA256.hash(data: Data(payload.jsonText().utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Renders stored events without re-encoding their data, which is already JSON text.
+enum EventJSON {
+    static func render(_ event: JobEvent) -> String {
+        let time = JobView.timestamp(event.time).jsonText()
+        return "{\"seq\":\(event.seq),\"type\":\(JSONValue.string(event.type).jsonText()),\"time\":\(time),\"data\":\(event.data)}"
+    }
+}
+
+/// Reading JSON bodies and writing JSON answers.
+enum JSONBody {
+    static func collect(_ request: Request, limit: Int) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError.invalid("request body larger than \(limit) bytes", status: .contentTooLarge)
+        }
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError.invalid("Content-Type must be application/json", status: .unsupportedMediaType)
+        }
+        guard buffer.readableBytes > 0 else { throw APIError.invalid("request body is empty") }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)) else {
+            throw APIError.invalid("request body is not valid JSON")
+        }
+        return value
+    }
+
+    static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText())))
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Queue
+
+/// `/v1/projects`: a user's persistent workspaces, one file at a time or as a tar.gz archive.
+struct ProjectsController {
+    let workspaces: WorkspaceStore
+
+    func addRoutes(to group: RouterGroup<JobServerRequestContext>) {
+        group.get("projects", use: listProjects)
+        group.get("projects/:project/files", use: listFiles)
+        group.put("projects/:project/files/**", use: putFile)
+        group.get("projects/:project/files/**", use: getFile)
+        group.delete("projects/:project/files/**", use: deleteFile)
+        group.put("projects/:project/archive", use: putArchive)
+        group.get("projects/:project/archive", use: getArchive)
+    }
+
+    @Sendable func listProjects(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let names = try workspaces.listProjects(user: user.id)
+        return JSONBody.response(.object(["projects": .array(names.map { .object(["name": .string($0.rawValue)]) })]))
+    }
+
+    @Sendable func listFiles(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let project = try Self.project(context)
+        let files = try workspaces.listFiles(user: user.id, project: project)
+        return JSONBody.response(.object([
+            "project": .string(project.rawValue),
+            "files": try JSONValue.encode(files),
+        ]))
+    }
+
+    @Sendable func putFile(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let project = try Self.project(context)
+        let path = try Self.path(context)
+        let limit = workspaces.limits.maxFileBytes
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.fileAccess, "file larger than \(limit) bytes", status: .contentTooLarge,
+                           details: .object(["limit": .number(Double(limit))]))
+        }
+        let created = try workspaces.putFile(user: user.id, project: project, path: path, bytes: Array(body.readableBytesView))
+        return JSONBody.response(
+            .object(["project": .string(project.rawValue), "path": .string(path.rawValue), "bytes": .number(Double(body.readableBytes))]),
+            status: created ? .created : .ok)
+    }
+
+    @Sendable func getFile(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let bytes = try workspaces.readFile(user: user.id, project: try Self.project(context), path: try Self.path(context))
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    @Sendable func deleteFile(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        try workspaces.deleteFile(user: user.id, project: try Self.project(context), path: try Self.path(context))
+        return Response(status: .noContent)
+    }
+
+    @Sendable func putArchive(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let project = try Self.project(context)
+        let limit = workspaces.limits.maxArchiveBytes
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.fileAccess, "archive larger than \(limit) bytes", status: .contentTooLarge,
+                           details: .object(["limit": .number(Double(limit))]))
+        }
+        let summary = try workspaces.replaceWithArchive(user: user.id, project: project, archive: body)
+        var object = try JSONValue.encode(summary).objectValue ?? [:]
+        object["project"] = .string(project.rawValue)
+        return JSONBody.response(.object(object))
+    }
+
+    @Sendable func getArchive(_ request: Request, context: JobServerRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let project = try Self.project(context)
+        let archive = try workspaces.archive(user: user.id, project: project)
+        return Response(status: .ok, headers: [
+            .contentType: "application/gzip",
+            .contentDisposition: "attachment; filename=\"\(project.rawValue).tar.gz\"",
+        ], body: .init(byteBuffer: archive))
+    }
+
+    static func project(_ context: JobServerRequestContext) throws -> ProjectName {
+        do {
+            return try ProjectName(validating: context.parameters.get("project") ?? "")
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    static func path(_ context: JobServerRequestContext) throws -> RelativePath {
+        let raw = context.parameters.getCatchAll().joined(separator: "/")
+        let decoded = raw.removingPercentEncoding ?? raw
+        do {
+            return try RelativePath(validating: decoded)
+        } catch {
+            throw APIError(error)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the HTTP API.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Address to bind (JOBSERVER_HOST, default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (JOBSERVER_PORT, default 8080; 0 picks a free port).")
+    var port: Int?
+
+    @Option(help: "Write the bound port to this file once listening (for scripts that use port 0).")
+    var portFile: String?
+
+    func run() async throws {
+        let logger = LogSetup.bootstrap(label: "jobserver.serve")
+        let environment = ProcessInfo.processInfo.environment
+        let configuration = ServerConfiguration(
+            host: host ?? environment["JOBSERVER_HOST"] ?? "127.0.0.1",
+            port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080)
+        let jobStore = try store.openStore()
+        let workspaces = WorkspaceStore(root: store.dataDirectory.workspaces)
+        let portFile = self.portFile
+        let app = buildApplication(configuration: configuration, store: jobStore, workspaces: workspaces, logger: logger) { port in
+            logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
+            if let portFile {
+                try? String(port).write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
+                _ = rename(portFile + ".tmp", portFile)
+            }
+        }
+        try await app.runService()
+    }
+}

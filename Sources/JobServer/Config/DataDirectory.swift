@@ -1,0 +1,42 @@
+import Foundation
+import Queue
+
+/// The service's data directory (`JOBSERVER_DATA`, default `./data`) and what lives in it:
+/// the SQLite store, the users' workspaces and the workers' per-job run directories.
+public struct DataDirectory: Sendable, Hashable {
+    public var path: String
+
+    public init(path: String) {
+        self.path = URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// `JOBSERVER_DATA` or `./data`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> DataDirectory {
+        DataDirectory(path: environment["JOBSERVER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data")
+    }
+
+    public var storeFile: String { path + "/jobs.sqlite3" }
+    public var workspaces: String { path + "/workspaces" }
+    public var runs: String { path + "/runs" }
+
+    /// Creates the directory tree; private to the service's user.
+    public func create() throws {
+        for directory in [path, workspaces, runs] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+    }
+
+    /// Opens the store named by `JOBSERVER_STORE`, or the SQLite file in this directory.
+    public func openStore(url: String? = nil) throws -> SQLiteJobStore {
+        try create()
+        if let url, !url.isEmpty {
+            if url.hasPrefix("sqlite://") || url.hasPrefix("file:") || url.hasPrefix("/") {
+                let file = url.replacingOccurrences(of: "sqlite://", with: "").replacingOccurrences(of: "file:", with: "")
+                return try SQLiteJobStore(path: file)
+            }
+            throw StoreError.unavailable("unsupported JOBSERVER_STORE '\(url)': only SQLite files are supported so far")
+        }
+        return try SQLiteJobStore(path: storeFile)
+    }
+}

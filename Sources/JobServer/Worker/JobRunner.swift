@@ -1,0 +1,192 @@
+import Foundation
+import Logging
+import Queue
+import Sandbox
+import Synchronization
+
+/// Runs one claimed job from start to finish (DESIGN §5): snapshot the workspace, launch the
+/// agent through the launcher seam, stream its output into the event log, keep the lease,
+/// then compute the change set, apply it, and complete the job with result, metrics or error.
+struct JobRunner: Sendable {
+    let store: any JobStore
+    let workspaces: WorkspaceStore
+    let launcher: any AgentLauncher
+    let configuration: WorkerConfiguration
+    let runsDirectory: String
+    let logger: Logger
+
+    /// Runs the job; returns once the job is completed in the store or its lease is lost.
+    /// Cancelling the calling task (worker shutdown past its grace) stops the agent and
+    /// releases the lease so another worker takes the job.
+    func run(_ job: JobRecord, owner: String) async {
+        let logger = self.logger.with(["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+        let request: JobRequest
+        do {
+            request = try JSONValue.decode(JobRequest.self, from: job.payload)
+        } catch {
+            await finish(job, owner: owner, .failed(JobError(.invalidRequest, "stored job request is unreadable"), result: nil, metrics: nil), logger: logger)
+            return
+        }
+        let run = RunDirectory(root: runsDirectory, jobID: job.id, attempt: job.attempt)
+        defer { if !configuration.keepRuns { run.remove() } }
+        do {
+            try run.create()
+            let project = try ProjectName(validating: request.project)
+            if try workspaces.projectExists(user: job.userID, project: project) {
+                try workspaces.snapshot(user: job.userID, project: project, to: run.base)
+            } else {
+                // A generate job may start a new project from nothing.
+                try FileManager.default.createDirectory(atPath: run.base, withIntermediateDirectories: false)
+            }
+            try WorkspaceSnapshot.copy(from: run.base, to: run.work)
+        } catch {
+            let jobError = (error as? JobError) ?? JobError(.fileAccess, "could not prepare the job's workspace: \(error)")
+            await finish(job, owner: owner, .failed(jobError, result: nil, metrics: nil), logger: logger)
+            return
+        }
+
+        let profile = AgentProfile.profile(for: request)
+        let launchRequest = LaunchRequest(
+            jobID: job.id.rawValue, userKey: job.userID.rawValue, executable: configuration.claudePath,
+            arguments: profile.arguments(for: request), environment: agentEnvironment(),
+            workspace: run.work, home: run.home, scratch: run.scratch, limits: configuration.limits)
+        let prepared: PreparedLaunch
+        do {
+            prepared = try await launcher.prepare(launchRequest)
+        } catch {
+            await finish(job, owner: owner, .failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil), logger: logger)
+            return
+        }
+
+        let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
+        await batcher.add(NewEvent(type: "status", data: JSONValue.object([
+            "status": .string("running"), "attempt": .number(Double(job.attempt)),
+            "worker": .string(owner), "launcher": .string(launcher.name),
+        ]).jsonText()))
+        let stream = Locked(AgentStream())
+        let control = ProcessControl()
+        let stop = Locked<LeaseKeeper.Stop?>(nil)
+        let limits = SupervisionLimits(
+            wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
+            maxOutputBytes: configuration.maxOutputBytes)
+        let keeper = LeaseKeeper(store: store, jobID: job.id, owner: owner, lease: configuration.lease,
+                                 interval: configuration.heartbeat, logger: logger)
+
+        let report = await withTaskGroup(of: Void.self) { group -> ProcessReport in
+            group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
+            group.addTask {
+                _ = await keeper.run { why in
+                    stop.withLock { $0 = why }
+                    control.stop(.cancelled)
+                }
+            }
+            let report = await withTaskCancellationHandler {
+                await ProcessSupervisor().run(prepared, limits: limits, control: control) { line in
+                    if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
+                }
+            } onCancel: {
+                control.stop(.cancelled)
+            }
+            group.cancelAll()
+            return report
+        }
+        await prepared.cleanup()
+        await batcher.flush()
+
+        if Task.isCancelled {
+            // Worker shutdown past its grace period: give the job back untouched.
+            try? await store.release(job.id, owner: owner)
+            logger.info("released job at shutdown")
+            return
+        }
+        let stopReason = stop.withLock { $0 }
+        let lostWhileWriting = await batcher.leaseLost
+        if stopReason == .leaseLost || lostWhileWriting {
+            logger.warning("abandoning job: lease lost")
+            return
+        }
+        let summary = stream.withLock { $0 }
+        let metrics = Self.metrics(job: job, report: report, stream: summary)
+        if stopReason == .cancelled {
+            await finish(job, owner: owner, .cancelled(result: nil, metrics: metrics), logger: logger)
+            return
+        }
+        let end = ProcessEnd(report.termination, limits: limits)
+        if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail) {
+            let text = summary.result?["result"]?.stringValue
+            await finish(job, owner: owner, .failed(failure, result: text.map { .object(["text": .string($0)]) }, metrics: metrics), logger: logger)
+            return
+        }
+        let completion = await ResultBuilder(workspaces: workspaces, logger: logger)
+            .complete(job: job, request: request, profile: profile, run: run, stream: summary, metrics: metrics)
+        await finish(job, owner: owner, completion, logger: logger)
+    }
+
+    private func finish(_ job: JobRecord, owner: String, _ completion: JobCompletion, logger: Logger) async {
+        do {
+            let done = try await store.complete(job.id, owner: owner, with: completion)
+            logger.info("job finished", metadata: ["status": "\(done.status.rawValue)", "error": "\(done.error?.code.rawValue ?? "-")"])
+        } catch {
+            logger.warning("could not complete job", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func agentEnvironment() -> [String: String] {
+        var environment = [
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        ]
+        if let url = configuration.upstreamBaseURL { environment["ANTHROPIC_BASE_URL"] = url }
+        if let key = configuration.apiKey { environment["ANTHROPIC_API_KEY"] = key }
+        environment.merge(configuration.agentEnvironment) { _, new in new }
+        return environment
+    }
+
+    static func metrics(job: JobRecord, report: ProcessReport, stream: AgentStream) -> JSONValue {
+        let result = stream.result
+        let usage = result?["usage"]
+        let queueMs = job.startedAt.map { max(0, $0.timeIntervalSince(job.createdAt) * 1000) } ?? 0
+        let (seconds, attoseconds) = report.duration.components
+        let metrics: [String: JSONValue] = [
+            "queue_ms": .number(queueMs.rounded()),
+            "duration_ms": .number(Double(seconds * 1000 + attoseconds / 1_000_000_000_000_000)),
+            "api_ms": result?["duration_api_ms"] ?? .null,
+            "ttft_ms": result?["ttft_ms"] ?? .null,
+            "input_tokens": usage?["input_tokens"] ?? .number(0),
+            "output_tokens": usage?["output_tokens"] ?? .number(0),
+            "cache_read_tokens": usage?["cache_read_input_tokens"] ?? .number(0),
+            "cost_usd": result?["total_cost_usd"] ?? .number(0),
+            "turns": result?["num_turns"] ?? .number(0),
+            "output_bytes": .number(Double(report.outputBytes)),
+            "cpu_ms": report.usage.map { .number(Double($0.cpuMs)) } ?? .null,
+            "peak_memory_bytes": report.usage.map { .number(Double($0.maxRSSBytes)) } ?? .null,
+            "exit_code": report.exitCode.map { .number(Double($0)) } ?? .null,
+        ]
+        return .object(metrics)
+    }
+}
+
+extension ProcessEnd {
+    init(_ termination: Termination, limits: SupervisionLimits) {
+        switch termination {
+        case .exited(let code): self = .exited(code)
+        case .signaled(let signal): self = .signaled(signal)
+        case .wallClockTimeout: self = .wallClockTimeout(seconds: Int(limits.wallClock.components.seconds))
+        case .idleTimeout: self = .idleTimeout(seconds: Int(limits.idle.components.seconds))
+        case .outputLimit: self = .outputLimit(bytes: limits.maxOutputBytes)
+        case .launchFailed(let reason): self = .launchFailed(reason)
+        case .cancelled: self = .signaled(9)
+        }
+    }
+}
+
+extension Logger {
+    func with(_ metadata: Logger.Metadata) -> Logger {
+        var copy = self
+        for (key, value) in metadata { copy[metadataKey: key] = value }
+        return copy
+    }
+}

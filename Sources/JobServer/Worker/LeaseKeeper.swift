@@ -1,0 +1,43 @@
+import Logging
+import Queue
+import Sandbox
+
+/// Keeps a running job's lease alive and stops the agent when the job is cancelled or the
+/// lease is lost. It heartbeats every `interval` and at once whenever a cancellation is
+/// committed anywhere (the store's `.cancel` channel), so a cancel takes effect in
+/// milliseconds, not a heartbeat period.
+struct LeaseKeeper: Sendable {
+    let store: any JobStore
+    let jobID: JobID
+    let owner: String
+    let lease: Duration
+    let interval: Duration
+    let logger: Logger
+
+    enum Stop: Sendable { case cancelled, leaseLost }
+
+    /// Runs until the task is cancelled or a stop is found; returns why it stopped (nil when cancelled).
+    func run(onStop: @Sendable (Stop) -> Void) async -> Stop? {
+        let feed = store.changes
+        while !Task.isCancelled {
+            let generation = feed.generation(of: .cancel)
+            do {
+                switch try await store.heartbeat(jobID, owner: owner, lease: lease) {
+                case .renewed(_, let cancelRequested):
+                    if cancelRequested {
+                        onStop(.cancelled)
+                        return .cancelled
+                    }
+                case .lost:
+                    logger.warning("lease lost", metadata: ["job_id": "\(jobID)"])
+                    onStop(.leaseLost)
+                    return .leaseLost
+                }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
+            }
+            await feed.wait(for: .cancel, after: generation, timeout: interval)
+        }
+        return nil
+    }
+}

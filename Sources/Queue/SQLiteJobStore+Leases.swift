@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+
+/// Claims, leases, completion and cancellation: every transition through `JobLifecycle`.
+extension SQLiteJobStore {
+    public func claim(owner: String, lease: Duration) async throws -> JobRecord? {
+        let now = now()
+        let (claimed, recovered) = try await database.write("claim") { db -> (JobRecord?, Recovery) in
+            let recovered = try Self.recoverExpired(db, now: now)
+            guard let candidate = try JobRecord.fetchOne(db, sql: """
+                SELECT \(JobRecord.columns) FROM jobs
+                WHERE status = 'queued' AND not_before <= ?
+                ORDER BY priority DESC, seq ASC LIMIT 1
+                """, arguments: [StoredDate.millis(now)])
+            else { return (nil, recovered) }
+            let next: JobRecord
+            do {
+                next = try JobLifecycle.claim(candidate, owner: owner, now: now, lease: lease).roundedForStorage()
+            } catch {
+                throw StoreError.unavailable("claim refused for \(candidate.id): \(error)")
+            }
+            try next.update(db)
+            return (next, recovered)
+        }
+        announce(recovered)
+        return claimed
+    }
+
+    public func heartbeat(_ id: JobID, owner: String, lease: Duration) async throws -> HeartbeatResult {
+        let now = now()
+        return try await database.write("heartbeat") { db -> HeartbeatResult in
+            guard let job = try JobRecord.fetch(db, id: id),
+                  let next = try? JobLifecycle.heartbeat(job, owner: owner, now: now, lease: lease).roundedForStorage(),
+                  let expiresAt = next.leaseExpiresAt
+            else { return .lost }
+            try next.update(db)
+            return .renewed(expiresAt: expiresAt, cancelRequested: next.cancelRequested)
+        }
+    }
+
+    @discardableResult
+    public func complete(_ id: JobID, owner: String, with completion: JobCompletion) async throws -> JobRecord {
+        let now = now()
+        let next = try await database.write("complete") { db -> JobRecord in
+            guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
+            let next: JobRecord
+            do {
+                next = try JobLifecycle.complete(job, owner: owner, with: completion, now: now).roundedForStorage()
+            } catch {
+                throw StoreError.leaseLost(id)
+            }
+            try next.update(db)
+            return next
+        }
+        feed.notify(.events(id))
+        if next.status == .queued { feed.notify(.queue) }
+        return next
+    }
+
+    public func release(_ id: JobID, owner: String) async throws {
+        let now = now()
+        let next = try await database.write("release") { db -> JobRecord in
+            guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
+            let next: JobRecord
+            do {
+                next = try JobLifecycle.release(job, owner: owner, now: now).roundedForStorage()
+            } catch {
+                throw StoreError.leaseLost(id)
+            }
+            try next.update(db)
+            return next
+        }
+        if next.status == .queued { feed.notify(.queue) }
+        feed.notify(.events(id))
+    }
+
+    @discardableResult
+    public func recoverExpiredLeases() async throws -> Int {
+        let now = now()
+        let recovered = try await database.write("recoverExpiredLeases") { db in
+            try Self.recoverExpired(db, now: now)
+        }
+        announce(recovered)
+        return recovered.count
+    }
+
+    public func requestCancel(_ id: JobID, userID: UserID?) async throws -> JobRecord? {
+        let now = now()
+        let change = try await database.write("requestCancel") { db -> (before: JobRecord, after: JobRecord)? in
+            guard let job = try JobRecord.fetch(db, id: id), userID == nil || job.userID == userID else { return nil }
+            let next = JobLifecycle.requestCancel(job, now: now).roundedForStorage()
+            if next != job { try next.update(db) }
+            return (job, next)
+        }
+        guard let change else { return nil }
+        if change.before != change.after {
+            if change.after.status == .running { feed.notify(.cancel) }
+            feed.notify(.events(id))
+        }
+        return change.after
+    }
+
+    // MARK: - Lease expiry
+
+    /// What recovering expired leases did, to announce after the commit.
+    struct Recovery: Sendable {
+        var requeued: [JobID] = []
+        var ended: [JobID] = []
+        var count: Int { requeued.count + ended.count }
+    }
+
+    /// Requeues or ends every running job whose lease expired, inside the caller's transaction.
+    static func recoverExpired(_ db: Database, now: Date) throws -> Recovery {
+        let expired = try JobRecord.fetchAll(db, sql: """
+            SELECT \(JobRecord.columns) FROM jobs WHERE status = 'running' AND lease_expires_at <= ?
+            """, arguments: [StoredDate.millis(now)])
+        var recovery = Recovery()
+        for job in expired {
+            guard let next = JobLifecycle.expire(job, now: now)?.roundedForStorage() else { continue }
+            try next.update(db)
+            if next.status == .queued {
+                recovery.requeued.append(next.id)
+            } else {
+                recovery.ended.append(next.id)
+            }
+        }
+        return recovery
+    }
+
+    /// Wakes workers for requeued jobs and subscribers of jobs that ended.
+    func announce(_ recovery: Recovery) {
+        if !recovery.requeued.isEmpty { feed.notify(.queue) }
+        for id in recovery.requeued + recovery.ended { feed.notify(.events(id)) }
+    }
+}

@@ -1,0 +1,68 @@
+import GRDB
+
+/// The SQLite store's schema, as GRDB migrations.
+///
+/// Dates are integer milliseconds since the Unix epoch; JSON documents are stored as text.
+/// Migrations are append-only: a published migration is never edited, only followed by a new one.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-queue") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE api_tokens (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    label TEXT NOT NULL,
+                    secret_hash TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                );
+                CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
+                CREATE TABLE jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    user_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    project TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    payload TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    max_attempts INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    not_before INTEGER NOT NULL,
+                    started_at INTEGER,
+                    finished_at INTEGER,
+                    lease_owner TEXT,
+                    lease_expires_at INTEGER,
+                    cancel_requested INTEGER NOT NULL DEFAULT 0,
+                    result TEXT,
+                    metrics TEXT,
+                    error TEXT,
+                    last_event_seq INTEGER NOT NULL DEFAULT 0,
+                    idempotency_key TEXT,
+                    request_hash TEXT
+                );
+                CREATE UNIQUE INDEX jobs_idempotency ON jobs(user_id, idempotency_key)
+                    WHERE idempotency_key IS NOT NULL;
+                CREATE INDEX jobs_claim ON jobs(status, priority DESC, seq);
+                CREATE INDEX jobs_lease ON jobs(status, lease_expires_at);
+                CREATE INDEX jobs_by_user ON jobs(user_id, id DESC);
+                CREATE TABLE job_events (
+                    job_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    time INTEGER NOT NULL,
+                    PRIMARY KEY (job_id, seq)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,45 @@
+/// The seam between the worker and the isolation technology.
+///
+/// A launcher turns a `LaunchRequest` into a concrete command (usually `jobserver-launch`
+/// with options) that the `ProcessSupervisor` runs. Preparing may create per-job resources
+/// (cgroups, a root filesystem); `PreparedLaunch.cleanup` releases them. Launchers fail
+/// closed: if any isolation step cannot be done, `prepare` throws and nothing runs.
+public protocol AgentLauncher: Sendable {
+    /// A short name for logs and job metrics (`"direct"`, `"sandbox"`).
+    var name: String { get }
+
+    func prepare(_ request: LaunchRequest) async throws(LaunchError) -> PreparedLaunch
+}
+
+/// A command ready to spawn, plus what to undo afterwards.
+public struct PreparedLaunch: Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var workingDirectory: String
+    /// Where the launcher writes its resource-usage report, if it does.
+    public var rusageFile: String?
+    public var cleanup: @Sendable () async -> Void
+
+    public init(
+        executable: String, arguments: [String], environment: [String: String], workingDirectory: String,
+        rusageFile: String? = nil, cleanup: @escaping @Sendable () async -> Void = {}
+    ) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.rusageFile = rusageFile
+        self.cleanup = cleanup
+    }
+}
+
+/// Why an agent could not be launched. Always reported as `E006 SANDBOX_VIOLATION`: a launch
+/// that cannot be isolated as configured is refused, never downgraded.
+public struct LaunchError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Queue
+import Testing
+import Sandbox
+import TestSupport
+
+/// An acknowledged submission survives `kill -9` of the server at any moment.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct DurabilityTests {
+    @Test func everyAcknowledgedSubmissionSurvivesKillingTheServer() async throws {
+        try await withScriptedModelServer { model in
+            try await withServiceHarness(model: model) { harness in
+                let token = try harness.createUser("burst")
+                try await harness.startServer()
+                let acknowledged = Locked<[String]>([])
+                // Eight concurrent clients submit as fast as they can; the server is killed
+                // mid-burst. Requests in flight fail; every 202 must be on disk.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for client in 0..<8 {
+                        group.addTask {
+                            for n in 0..<10_000 {
+                                guard let reply = try? await harness.request("POST", "/v1/jobs", token: token, json: [
+                                    "type": "generate", "project": "p", "prompt": .string("job \(client)-\(n)"),
+                                ]) else { return }
+                                if reply.status == 202, let id = reply.json?["id"]?.stringValue {
+                                    acknowledged.withLock { $0.append(id) }
+                                }
+                            }
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 700...1500)))
+                    harness.killServer()
+                    try await group.waitForAll()
+                }
+                let ids = acknowledged.value
+                #expect(ids.count > 50, "the burst acknowledged only \(ids.count) jobs before the kill")
+                // A fresh store handle on the same file sees every acknowledged job.
+                let store = try SQLiteJobStore(path: harness.dataDirectory + "/jobs.sqlite3")
+                var missing: [String] = []
+                for id in ids {
+                    guard let jobID = JobID(rawValue: id), try await store.job(jobID, userID: nil) != nil else {
+                        missing.append(id)
+                        continue
+                    }
+                }
+                #expect(missing.isEmpty, "lost \(missing.count) of \(ids.count) acknowledged jobs")
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import Hummingbird
+import JobServer
+import Queue
+import TestSupport
+import Testing
+import Yams
+
+/// Keeps `docs/openapi.yaml` and the router honest with each other: every route the router
+/// registers is documented, every documented operation is routed, and the documented error
+/// codes, limits and defaults are the ones the code uses.
+@Suite struct OpenAPIRouteTests {
+    /// One operation, normalized: upper-case method and an OpenAPI-style path template.
+    struct Operation: Hashable, Comparable, CustomStringConvertible {
+        var method: String
+        var path: String
+        var description: String { "\(method) \(path)" }
+        static func < (lhs: Operation, rhs: Operation) -> Bool { (lhs.path, lhs.method) < (rhs.path, rhs.method) }
+    }
+
+    static let httpMethods: Set = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+    static var specURL: URL {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent()  // JobServerTests
+            .deletingLastPathComponent()  // Tests
+            .deletingLastPathComponent()  // package root
+            .appendingPathComponent("docs/openapi.yaml")
+    }
+
+    static func loadSpec() throws -> [String: Any] {
+        let text = try String(contentsOf: specURL, encoding: .utf8)
+        return try #require(try Yams.load(yaml: text) as? [String: Any], "docs/openapi.yaml is not a YAML mapping")
+    }
+
+    /// Normalizes one path: Hummingbird `:name` and OpenAPI `{name}` both become `{name}`, the
+    /// catch-all `**` becomes `{path}`, and empty segments and trailing slashes are dropped.
+    static func normalize(_ path: String) -> String {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map { segment -> String in
+            if segment == "**" { return "{path}" }
+            if segment.hasPrefix(":") { return "{\(segment.dropFirst())}" }
+            return String(segment)
+        }
+        return "/" + segments.joined(separator: "/")
+    }
+
+    /// The operations `buildRouter` registers.
+    static func routedOperations() async throws -> Set<Operation> {
+        try await withTemporaryDirectory(prefix: "openapi-routes-") { directory in
+            let store = try SQLiteJobStore(path: directory + "/jobs.sqlite")
+            let router = buildRouter(store: store, workspaces: WorkspaceStore(root: directory + "/workspaces"))
+            return Set(router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: normalize($0.path.description)) })
+        }
+    }
+
+    /// The operations the spec documents, with each operation's object.
+    static func documentedOperations(_ spec: [String: Any]) throws -> [Operation: [String: Any]] {
+        let paths = try #require(spec["paths"] as? [String: Any], "the spec has no paths")
+        var operations: [Operation: [String: Any]] = [:]
+        for (path, item) in paths {
+            let item = try #require(item as? [String: Any], "path item \(path) is not a mapping")
+            for (key, value) in item where httpMethods.contains(key.lowercased()) {
+                let operation = try #require(value as? [String: Any], "\(key) \(path) is not a mapping")
+                operations[Operation(method: key.uppercased(), path: normalize(path))] = operation
+            }
+        }
+        return operations
+    }
+
+    static func schema(_ spec: [String: Any], _ name: String) throws -> [String: Any] {
+        let components = try #require(spec["components"] as? [String: Any])
+        let schemas = try #require(components["schemas"] as? [String: Any])
+        return try #require(schemas[name] as? [String: Any], "schema \(name) is missing")
+    }
+
+    static func property(_ schema: [String: Any], _ name: String) throws -> [String: Any] {
+        let properties = try #require(schema["properties"] as? [String: Any])
+        return try #require(properties[name] as? [String: Any], "property \(name) is missing")
+    }
+
+    // MARK: - Routes
+
+    @Test func normalizationMatchesHummingbirdAndOpenAPISpellings() {
+        #expect(Self.normalize("/v1/jobs/:id/cancel") == "/v1/jobs/{id}/cancel")
+        #expect(Self.normalize("/v1/jobs/{id}/cancel") == "/v1/jobs/{id}/cancel")
+        #expect(Self.normalize("/v1/projects/{project}/files/**") == "/v1/projects/{project}/files/{path}")
+        #expect(Self.normalize("v1/projects/") == "/v1/projects")
+    }
+
+    @Test func specIsAnOpenAPI31Document() throws {
+        let spec = try Self.loadSpec()
+        let version = try #require(spec["openapi"] as? String)
+        #expect(version.hasPrefix("3.1"), "openapi is \(version)")
+        let operations = try Self.documentedOperations(spec)
+        #expect(!operations.isEmpty)
+        for (operation, object) in operations {
+            let responses = object["responses"] as? [String: Any] ?? [:]
+            #expect(!responses.isEmpty, "\(operation) documents no responses")
+            #expect(object["operationId"] is String, "\(operation) has no operationId")
+        }
+    }
+
+    @Test func everyRouteIsDocumented() async throws {
+        let routed = try await Self.routedOperations()
+        let documented = Set(try Self.documentedOperations(try Self.loadSpec()).keys)
+        #expect(!routed.isEmpty, "the router registers no routes")
+        let missing = routed.subtracting(documented).sorted()
+        #expect(missing.isEmpty, "routes missing from docs/openapi.yaml: \(missing.map(\.description).joined(separator: ", "))")
+    }
+
+    @Test func everyDocumentedOperationIsRouted() async throws {
+        let routed = try await Self.routedOperations()
+        let documented = Set(try Self.documentedOperations(try Self.loadSpec()).keys)
+        let extra = documented.subtracting(routed).sorted()
+        #expect(extra.isEmpty, "documented operations the router does not register: \(extra.map(\.description).joined(separator: ", "))")
+    }
+
+    /// Routes outside `/v1` are unauthenticated and documented with `security: []`; every
+    /// `/v1` route inherits the global bearer / x-api-key requirement.
+    @Test func securityMatchesTheAuthenticatedGroup() async throws {
+        let spec = try Self.loadSpec()
+        let global = try #require(spec["security"] as? [[String: Any]])
+        #expect(Set(global.flatMap(\.keys)) == ["bearerAuth", "apiKey"])
+        let components = try #require(spec["components"] as? [String: Any])
+        let schemes = try #require(components["securitySchemes"] as? [String: Any])
+        let bearer = try #require(schemes["bearerAuth"] as? [String: Any])
+        #expect(bearer["type"] as? String == "http" && bearer["scheme"] as? String == "bearer")
+        let apiKey = try #require(schemes["apiKey"] as? [String: Any])
+        #expect(apiKey["type"] as? String == "apiKey" && apiKey["in"] as? String == "header" && apiKey["name"] as? String == "x-api-key")
+
+        let documented = try Self.documentedOperations(spec)
+        for operation in try await Self.routedOperations() {
+            guard let object = documented[operation] else { continue }  // reported by everyRouteIsDocumented
+            let overrides = object["security"] != nil
+            let security = object["security"] as? [Any] ?? []
+            if operation.path.hasPrefix("/v1/") || operation.path == "/v1" {
+                #expect(!overrides, "\(operation) must not override the global security")
+            } else {
+                #expect(overrides && security.isEmpty, "\(operation) is unauthenticated and must say security: []")
+            }
+        }
+    }
+
+    // MARK: - Contract details
+
+    @Test func errorCodesMatchErrorCode() throws {
+        let spec = try Self.loadSpec()
+        let codes = try Self.schema(spec, "ErrorCode")
+        let documented = (codes["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(documented == ErrorCode.allCases.map(\.rawValue))
+        let names = (try Self.schema(spec, "ErrorName")["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(names == ErrorCode.allCases.map(\.name))
+        let table = try #require(codes["x-error-codes"] as? [String: Any])
+        for code in ErrorCode.allCases {
+            let entry = try #require(table[code.rawValue] as? [String: Any], "x-error-codes lacks \(code.rawValue)")
+            #expect(entry["name"] as? String == code.name, "\(code.rawValue)")
+            #expect(entry["retryable"] as? Bool == code.retryable, "\(code.rawValue) retryable")
+        }
+        let envelope = try Self.property(try Self.schema(spec, "ErrorEnvelope"), "error")
+        #expect(Set(envelope["required"] as? [String] ?? []) == ["code", "name", "message", "status", "retryable", "details"])
+    }
+
+    @Test func jobOptionsMatchTheCode() throws {
+        let spec = try Self.loadSpec()
+        let options = try Self.schema(spec, "JobOptions")
+        #expect(options["additionalProperties"] as? Bool == false)
+        // The keys JobOptions encodes (with every optional field set) are the documented ones.
+        var sample = JobOptions(kind: .review)
+        sample.maxTurns = 1
+        sample.model = "m"
+        let encoded = try #require(try JSONValue.parse(String(decoding: JSONEncoder().encode(sample), as: UTF8.self))?.objectValue)
+        let properties = try #require(options["properties"] as? [String: Any])
+        #expect(Set(properties.keys) == Set(encoded.keys))
+
+        func range(_ name: String) throws -> ClosedRange<Int>? {
+            let property = try Self.property(options, name)
+            guard let low = property["minimum"] as? Int, let high = property["maximum"] as? Int else { return nil }
+            return low...high
+        }
+        #expect(try range("timeout_s") == 1...JobRequest.Limits.maxTimeoutSeconds)
+        #expect(try range("idle_timeout_s") == 1...JobRequest.Limits.maxTimeoutSeconds)
+        #expect(try range("max_turns") == 1...JobRequest.Limits.maxTurns)
+        #expect(try range("max_attempts") == 1...JobRequest.Limits.maxAttempts)
+        let defaults = JobOptions(kind: .generate)
+        #expect(try Self.property(options, "timeout_s")["default"] as? Int == defaults.timeoutSeconds)
+        #expect(try Self.property(options, "idle_timeout_s")["default"] as? Int == defaults.idleTimeoutSeconds)
+        #expect(try Self.property(options, "max_attempts")["default"] as? Int == defaults.maxAttempts)
+        #expect(try Self.property(options, "severity")["default"] as? String == defaults.severity)
+        #expect(try Self.property(options, "dry_run")["default"] as? Bool == defaults.dryRun)
+        #expect(try Self.property(options, "fix")["default"] as? Bool == defaults.fix)
+        let severities = (try Self.property(options, "severity")["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(severities == JobRequest.Limits.severities)
+        let formats = (try Self.property(options, "format")["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(Set(formats) == ["json", "text"])
+    }
+
+    @Test func jobRequestMatchesTheCode() throws {
+        let spec = try Self.loadSpec()
+        let request = try Self.schema(spec, "JobRequest")
+        #expect(request["additionalProperties"] as? Bool == false)
+        #expect(Set(request["required"] as? [String] ?? []) == ["type", "project", "prompt"])
+        let properties = try #require(request["properties"] as? [String: Any])
+        #expect(Set(properties.keys) == ["type", "project", "prompt", "files", "options", "metadata", "priority"])
+        #expect(try Self.property(request, "prompt")["maxLength"] as? Int == JobRequest.Limits.promptBytes)
+        #expect(try Self.property(request, "files")["maxItems"] as? Int == JobRequest.Limits.files)
+        let priority = try Self.property(request, "priority")
+        #expect(priority["minimum"] as? Int == JobRequest.Limits.priorities.lowerBound)
+        #expect(priority["maximum"] as? Int == JobRequest.Limits.priorities.upperBound)
+        let types = (try Self.schema(spec, "JobType")["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(Set(types) == Set(JobKind.allCases.map(\.rawValue)))
+        let statuses = (try Self.schema(spec, "JobStatus")["enum"] as? [Any] ?? []).compactMap { $0 as? String }
+        #expect(Set(statuses) == Set(JobStatus.allCases.map(\.rawValue)))
+    }
+
+    @Test func submitDocumentsLocationIdempotencyAndPagination() throws {
+        let spec = try Self.loadSpec()
+        let operations = try Self.documentedOperations(spec)
+        let submit = try #require(operations[Operation(method: "POST", path: "/v1/jobs")])
+        let responses = try #require(submit["responses"] as? [String: Any])
+        let accepted = try #require(responses["202"] as? [String: Any], "submit must document 202")
+        let headers = try #require(accepted["headers"] as? [String: Any])
+        #expect(headers["Location"] != nil)
+        #expect(headers["Idempotent-Replayed"] != nil)
+        let parameters = try #require(submit["parameters"] as? [[String: Any]])
+        #expect(parameters.contains { ($0["$ref"] as? String)?.hasSuffix("/IdempotencyKey") == true })
+
+        let list = try #require(operations[Operation(method: "GET", path: "/v1/jobs")])
+        let names = Set((list["parameters"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+        #expect(names.isSuperset(of: ["limit", "cursor", "status", "type", "project"]))
+        let page = try Self.schema(spec, "JobPage")
+        #expect(Set(page["required"] as? [String] ?? []) == ["jobs", "next_cursor"])
+
+        let put = try #require(operations[Operation(method: "PUT", path: "/v1/projects/{project}/files/{path}")])
+        let putResponses = try #require(put["responses"] as? [String: Any])
+        #expect(putResponses["201"] != nil && putResponses["200"] != nil)
+        let delete = try #require(operations[Operation(method: "DELETE", path: "/v1/projects/{project}/files/{path}")])
+        #expect((delete["responses"] as? [String: Any])?["204"] != nil)
+        let archive = try #require(operations[Operation(method: "GET", path: "/v1/projects/{project}/archive")])
+        let archiveOK = try #require((archive["responses"] as? [String: Any])?["200"] as? [String: Any])
+        #expect((archiveOK["content"] as? [String: Any])?["application/gzip"] != nil)
+    }
+}
