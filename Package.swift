@@ -87,6 +87,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "jobserver-bench",
+            dependencies: [
+                "Queue",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/JobServerBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "store-probe",
             dependencies: ["Queue"],
             path: "Tests/StoreProbe",

@@ -136,12 +136,13 @@ public final class InotifyChangeFeed: ChangeFeed {
     private func startIfNeeded(_ state: inout State) throws(SystemCallError) {
         guard state.reader == nil else { return }
         let inotifyFD = try SystemCall.retrying("inotify_init1") { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
-        guard (try? SystemCall.retrying("inotify_add_watch(\(directory))") {
-            inotify_add_watch(inotifyFD, directory, UInt32(IN_MODIFY))
-        }) != nil else {
-            let code = errno
+        do throws(SystemCallError) {
+            _ = try SystemCall.retrying("inotify_add_watch(\(directory))") {
+                inotify_add_watch(inotifyFD, directory, UInt32(IN_MODIFY))
+            }
+        } catch {
             _ = close(inotifyFD)
-            throw SystemCallError(function: "inotify_add_watch(\(directory))", errno: code)
+            throw error
         }
         var pipeFDs: [Int32] = [-1, -1]
         do throws(SystemCallError) {
@@ -206,7 +207,8 @@ public final class InotifyChangeFeed: ChangeFeed {
             let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
             if mask & UInt32(IN_Q_OVERFLOW) != 0 { overflow = true }
             let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[(offset + header)..<min(bytes.count, offset + header + length)])
-            if length > 0, let end = nameBytes.firstIndex(of: 0) ?? Optional(nameBytes.count), end > 0 {
+            let end = nameBytes.firstIndex(of: 0) ?? nameBytes.count  // names are NUL-padded
+            if end > 0 {
                 names.insert(String(decoding: UnsafeRawBufferPointer(rebasing: nameBytes[..<end]), as: UTF8.self))
             }
             offset += header + length

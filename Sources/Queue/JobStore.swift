@@ -20,6 +20,9 @@ public protocol JobStore: Service {
     /// A job, scoped to its owner when `userID` is given (someone else's job is `nil`).
     func job(_ id: JobID, userID: UserID?) async throws -> JobRecord?
 
+    /// The job a user submitted earlier with this idempotency key, if any.
+    func job(idempotencyKey key: String, userID: UserID) async throws -> JobRecord?
+
     /// A user's jobs, newest first, starting after `cursor` (exclusive).
     func jobs(userID: UserID, filter: JobFilter, after cursor: JobID?, limit: Int) async throws -> [JobRecord]
 

@@ -18,6 +18,7 @@ public struct SQLiteOptions: Sendable, Hashable {
         case full = "FULL"
     }
 
+    /// Durability of each commit against power loss (see `Synchronous`); `.normal` by default.
     public var synchronous: Synchronous
     /// How long one statement waits for another process's lock before SQLite gives up.
     public var busyTimeout: Duration
@@ -49,6 +50,7 @@ public struct SQLiteOptions: Sendable, Hashable {
 public final class SQLiteDatabase: Sendable {
     /// The database file.
     public let path: String
+    /// How the file was opened.
     public let options: SQLiteOptions
     let pool: DatabasePool
 

@@ -77,6 +77,14 @@ public final class SQLiteJobStore: JobStore, AccountStore {
         return outcome
     }
 
+    public func job(idempotencyKey key: String, userID: UserID) async throws -> JobRecord? {
+        try await database.read("idempotency lookup") { db in
+            try JobRecord.fetchOne(
+                db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE user_id = ? AND idempotency_key = ?",
+                arguments: [userID.rawValue, key])
+        }
+    }
+
     public func job(_ id: JobID, userID: UserID?) async throws -> JobRecord? {
         let job = try await database.read("job") { db in try JobRecord.fetch(db, id: id) }
         guard let job, userID == nil || job.userID == userID else { return nil }

@@ -298,7 +298,8 @@ struct RejectedSubmission: Sendable, CustomTestStringConvertible {
             #expect(read.json?["status"] == .string("queued"))
             #expect(read.json?["prompt"] == job["prompt"])
             // The job is really in the store, owned by Alice.
-            let stored = try #require(try await fixture.store.job(try #require(JobID(rawValue: id)), userID: fixture.alice.id))
+            let jobID = try #require(JobID(rawValue: id))
+            let stored = try #require(try await fixture.store.job(jobID, userID: fixture.alice.id))
             #expect(stored.priority == 5 && stored.maxAttempts == 2 && stored.kind == "review")
         }
     }
@@ -352,6 +353,24 @@ struct RejectedSubmission: Sendable, CustomTestStringConvertible {
             #expect(bobs.json?["id"]?.stringValue != id)
 
             #expect(try await fixture.store.jobs(userID: fixture.alice.id, filter: JobFilter(), after: nil, limit: 10).count == 1)
+        }
+    }
+
+    @Test func idempotentReplaySurvivesTheWorkspaceChanging() async throws {
+        try await withAPI { fixture, client in
+            #expect(try await client.send(.put, "/v1/projects/app/files/a.py", as: fixture.alice, bytes: Array("x\n".utf8)).status == .created)
+            let body = #"{"type":"refactor","project":"app","prompt":"p","files":["a.py"]}"#
+            let key: HTTPFields = [AuthHeader.idempotencyKey: "retry-me"]
+            let first = try await client.submit(body, as: fixture.alice, headers: key)
+            #expect(first.status == .accepted)
+            #expect(try await client.send(.delete, "/v1/projects/app/files/a.py", as: fixture.alice).status == .noContent)
+            // The file is gone, but a retry of the same submission still answers with the original job.
+            let retry = try await client.submit(body, as: fixture.alice, headers: key)
+            #expect(retry.status == .accepted, "\(retry)")
+            #expect(retry.json?["id"] == first.json?["id"])
+            #expect(retry.headers[AuthHeader.replayed] == "true")
+            // Without the key the same body is judged afresh: the file is missing.
+            expectError(try await client.submit(body, as: fixture.alice), .notFound, .fileAccess)
         }
     }
 
@@ -821,6 +840,37 @@ struct RejectedSubmission: Sendable, CustomTestStringConvertible {
         }
     }
 
+    // MARK: - Regressions found by review
+
+    @Test func fileListingTimestampsAreRFC3339() async throws {
+        try await withAPI { fixture, client in
+            #expect(try await client.send(.put, "/v1/projects/app/files/a.txt", as: fixture.alice, bytes: [1]).status == .created)
+            let listed = try await client.send(.get, "/v1/projects/app/files", as: fixture.alice)
+            let modified = try #require(listed.json?["files"]?.arrayValue?.first?["modified_at"])
+            let text = try #require(modified.stringValue, "modified_at is \(modified.jsonText())")
+            #expect((try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)) != nil)
+        }
+    }
+
+    @Test func undecodablePercentEscapesInFilePathsAreRefused() async throws {
+        try await withAPI { fixture, client in
+            for path in ["%", "a%FFb", "%zz"] {
+                let response = try await client.send(.put, "/v1/projects/app/files/\(path)", as: fixture.alice, bytes: [1])
+                #expect(response.status.code < 500, "\(response)")
+                expectError(response, .badRequest, .fileAccess)
+            }
+        }
+    }
+
+    @Test func contentTypeMustBeExactlyJSON() async throws {
+        try await withAPI { fixture, client in
+            let body = RejectedSubmission.generate("")
+            let response = try await client.send(.post, "/v1/jobs", as: fixture.alice, json: body, contentType: "application/jsonp")
+            #expect(response.status.code < 500, "\(response)")
+            expectError(response, .unsupportedMediaType, .invalidRequest)
+        }
+    }
+
     // MARK: - No 5xx
 
     /// A batch of hostile requests: every answer is a well-formed envelope or a success, never 5xx.
@@ -928,3 +978,4 @@ enum AuthHeader {
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 }
+

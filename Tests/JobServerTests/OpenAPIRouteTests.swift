@@ -239,4 +239,54 @@ import Yams
         let archiveOK = try #require((archive["responses"] as? [String: Any])?["200"] as? [String: Any])
         #expect((archiveOK["content"] as? [String: Any])?["application/gzip"] != nil)
     }
+
+    // MARK: - Rendered shapes
+
+    /// Checks a rendered object against a component schema's `properties` and `required`.
+    static func expectShape(_ value: JSONValue?, _ schemaName: String, in spec: [String: Any],
+                            sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let object = try #require(value?.objectValue, "\(schemaName): not an object", sourceLocation: sourceLocation)
+        let schema = try schema(spec, schemaName)
+        let properties = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
+        let required = Set(schema["required"] as? [String] ?? [])
+        let keys = Set(object.keys)
+        #expect(keys.subtracting(properties).isEmpty, "\(schemaName) renders undocumented fields \(keys.subtracting(properties).sorted())",
+                sourceLocation: sourceLocation)
+        #expect(required.subtracting(keys).isEmpty, "\(schemaName) lacks required fields \(required.subtracting(keys).sorted())",
+                sourceLocation: sourceLocation)
+    }
+
+    /// What the API really renders has exactly the documented fields.
+    @Test func renderedShapesMatchTheSpec() async throws {
+        try await withAPI { fixture, client in
+            let spec = try Self.loadSpec()
+            let alice = fixture.alice
+            let written = try await client.send(.put, "/v1/projects/app/files/src/a.py", as: alice, bytes: Array("a".utf8))
+            try Self.expectShape(written.json, "FileWritten", in: spec)
+            let files = try await client.send(.get, "/v1/projects/app/files", as: alice)
+            try Self.expectShape(files.json, "FileList", in: spec)
+            try Self.expectShape(files.json?["files"]?.arrayValue?.first, "FileInfo", in: spec)
+
+            let submitted = try await client.submit(
+                #"{"type":"review","project":"app","prompt":"p","files":["src/a.py"],"options":{"max_turns":3,"model":"m"}}"#, as: alice)
+            try Self.expectShape(submitted.json, "Job", in: spec)
+            try Self.expectShape(submitted.json?["options"], "ResolvedJobOptions", in: spec)
+            let id = try #require(submitted.json?["id"]?.stringValue)
+            let page = try await client.send(.get, "/v1/jobs?limit=1", as: alice)
+            try Self.expectShape(page.json, "JobPage", in: spec)
+            let cancelled = try await client.send(.post, "/v1/jobs/\(id)/cancel", as: alice)
+            try Self.expectShape(cancelled.json, "Job", in: spec)
+            try Self.expectShape(cancelled.json?["error"], "JobError", in: spec)
+            let events = try await client.send(.get, "/v1/jobs/\(id)/events", as: alice)
+            try Self.expectShape(events.json, "EventPage", in: spec)
+
+            let error = try await client.send(.get, "/v1/jobs/nope", as: alice)
+            try Self.expectShape(error.json, "ErrorEnvelope", in: spec)
+            #expect(error.isWellFormedEnvelope)
+
+            let archive = try await client.send(.get, "/v1/projects/app/archive", as: alice)
+            let upload = try await client.send(.put, "/v1/projects/copy/archive", as: alice, bytes: archive.bytes)
+            try Self.expectShape(upload.json, "ArchiveSummary", in: spec)
+        }
+    }
 }

@@ -77,6 +77,19 @@ struct ChangeFeedConformanceTests {
         }
     }
 
+    @Test(arguments: StoreEngine.all)
+    func serviceRunsTheFeedUntilCancelled(engine: StoreEngine) async throws {
+        try await withStore(engine) { store, _ in
+            let service = Task { try await store.run() }
+            try await Task.sleep(for: .milliseconds(50))
+            let generation = store.changes.generation(of: .queue)
+            _ = try await store.submitNew(newJob())
+            #expect(await store.changes.wait(for: .queue, after: generation, timeout: .seconds(10)))
+            service.cancel()
+            try await service.value
+        }
+    }
+
     /// Not a pass/fail bound beyond sanity: prints notify → wake latency for the report.
     @Test(arguments: StoreEngine.all)
     func measuresWakeLatency(engine: StoreEngine) async throws {

@@ -50,6 +50,15 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(.invalidRequest, message, status: status, details: field.map { .object(["field": .string($0)]) })
     }
 
+    /// The same error with `details.field` set, keeping the other details.
+    public func naming(field: String) -> APIError {
+        var copy = self
+        var details = self.details?.objectValue ?? [:]
+        details["field"] = .string(field)
+        copy.details = .object(details)
+        return copy
+    }
+
     public static func notFound(_ what: String) -> APIError {
         APIError(.notFound, "\(what) not found")
     }

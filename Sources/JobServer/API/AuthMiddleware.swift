@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Queue
@@ -10,7 +11,10 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let secret = Self.token(in: request.headers) else {
-            throw APIError(.unauthorized, "missing API token: send Authorization: Bearer <token> or x-api-key",
+            let message = request.headers[.authorization] != nil
+                ? "unsupported Authorization scheme: send Authorization: Bearer <token> or x-api-key"
+                : "missing API token: send Authorization: Bearer <token> or x-api-key"
+            throw APIError(.unauthorized, message,
                            status: .unauthorized, headers: [.wwwAuthenticate: "Bearer"])
         }
         guard secret.utf8.count <= 256, let user = try await accounts.user(forTokenHash: TokenHasher.hash(secret)) else {
@@ -24,6 +28,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     static let apiKey = HTTPField.Name("x-api-key")!
 
+    /// The bearer token, else the `x-api-key`. An `Authorization` header of another scheme is
+    /// refused even next to a valid `x-api-key`: ambiguous credentials fail closed.
     static func token(in headers: HTTPFields) -> String? {
         if let authorization = headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)

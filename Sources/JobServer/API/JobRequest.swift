@@ -94,7 +94,7 @@ public struct JobRequest: Sendable, Codable, Hashable {
         guard let projectValue = object["project"] else { throw .invalid("'project' is required", field: "project") }
         guard let project = projectValue.stringValue else { throw .invalid("'project' must be a string", field: "project") }
         do { _ = try ProjectName(validating: project) } catch {
-            throw APIError(error, status: .unprocessableContent)
+            throw APIError(error, status: .unprocessableContent).naming(field: "project")
         }
         guard let promptValue = object["prompt"] else { throw .invalid("'prompt' is required", field: "prompt") }
         guard let prompt = promptValue.stringValue else { throw .invalid("'prompt' must be a string", field: "prompt") }

@@ -27,6 +27,14 @@ struct JobsController {
         let body = try await JSONBody.collect(request, limit: Self.maxBodyBytes)
         let jobRequest = try JobRequest.parse(body)
         let key = try Self.idempotencyKey(in: request.headers)
+        let payload = try JSONValue.encode(jobRequest)
+        if let key, let earlier = try await store.job(idempotencyKey: key, userID: user.id) {
+            // A retried submission answers as the first one did, even if the workspace changed since.
+            guard earlier.requestHash == Self.hash(payload) else {
+                throw StoreError.idempotencyConflict(existing: earlier.id)
+            }
+            return try await accepted(earlier, replayed: true)
+        }
 
         let project = try ProjectName(validating: jobRequest.project)
         if jobRequest.type != .generate, try !workspaces.projectExists(user: user.id, project: project) {
@@ -41,14 +49,17 @@ struct JobsController {
             }
         }
 
-        let payload = try JSONValue.encode(jobRequest)
         let outcome = try await store.submit(NewJob(
             userID: user.id, kind: jobRequest.type.rawValue, project: jobRequest.project,
             priority: jobRequest.priority, maxAttempts: jobRequest.options.maxAttempts, payload: payload,
             idempotencyKey: key, requestHash: key.map { _ in Self.hash(payload) }))
-        let job = outcome.job
+        if case .existing = outcome { return try await accepted(outcome.job, replayed: true) }
+        return try await accepted(outcome.job, replayed: false)
+    }
+
+    private func accepted(_ job: JobRecord, replayed: Bool) async throws -> Response {
         var headers: HTTPFields = [.location: "/v1/jobs/\(job.id)"]
-        if case .existing = outcome { headers[Self.replayed] = "true" }
+        if replayed { headers[Self.replayed] = "true" }
         let position = job.status == .queued ? try await store.queuePosition(of: job.id) : nil
         return JSONBody.response(JobView.json(job, queuePosition: position), status: .accepted, headers: headers)
     }
@@ -74,7 +85,11 @@ struct JobsController {
             filter.kind = kind
         }
         if let project = query["project"].map(String.init) {
-            filter.project = try ProjectName(validating: project).rawValue
+            do {
+                filter.project = try ProjectName(validating: project).rawValue
+            } catch {
+                throw APIError(error).naming(field: "project")
+            }
         }
         let limit = try Self.intParameter(query["limit"], name: "limit", range: 1...100) ?? 20
         var cursor: JobID?
@@ -167,7 +182,8 @@ enum JSONBody {
         } catch {
             throw APIError.invalid("request body larger than \(limit) bytes", status: .contentTooLarge)
         }
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+        if let type = request.headers[.contentType],
+           type.split(separator: ";").first.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) != "application/json" {
             throw APIError.invalid("Content-Type must be application/json", status: .unsupportedMediaType)
         }
         guard buffer.readableBytes > 0 else { throw APIError.invalid("request body is empty") }

@@ -30,7 +30,10 @@ struct ProjectsController {
         let files = try workspaces.listFiles(user: user.id, project: project)
         return JSONBody.response(.object([
             "project": .string(project.rawValue),
-            "files": try JSONValue.encode(files),
+            "files": .array(files.map { file in
+                .object(["path": .string(file.path), "bytes": .number(Double(file.bytes)),
+                         "modified_at": JobView.timestamp(file.modifiedAt)])
+            }),
         ]))
     }
 
@@ -102,7 +105,10 @@ struct ProjectsController {
 
     static func path(_ context: JobServerRequestContext) throws -> RelativePath {
         let raw = context.parameters.getCatchAll().joined(separator: "/")
-        let decoded = raw.removingPercentEncoding ?? raw
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError(.fileAccess, "the file path is not valid percent-encoding", status: .badRequest,
+                           details: .object(["path": .string(raw)]))
+        }
         do {
             return try RelativePath(validating: decoded)
         } catch {

@@ -15,10 +15,10 @@ struct JobRunner: Sendable {
     let runsDirectory: String
     let logger: Logger
 
-    /// Runs the job; returns once the job is completed in the store or its lease is lost.
-    /// Cancelling the calling task (worker shutdown past its grace) stops the agent and
-    /// releases the lease so another worker takes the job.
-    func run(_ job: JobRecord, owner: String) async {
+    /// Runs the job; returns once the job is completed in the store, released, or its lease
+    /// is lost. `interruption.release()` (worker shutdown past its grace) stops the agent and
+    /// gives the job back to the queue so another worker takes it without losing an attempt.
+    func run(_ job: JobRecord, owner: String, interruption: JobInterruption = JobInterruption()) async {
         let logger = self.logger.with(["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
         let request: JobRequest
         do {
@@ -64,7 +64,7 @@ struct JobRunner: Sendable {
             "worker": .string(owner), "launcher": .string(launcher.name),
         ]).jsonText()))
         let stream = Locked(AgentStream())
-        let control = ProcessControl()
+        let control = interruption.control
         let stop = Locked<LeaseKeeper.Stop?>(nil)
         let limits = SupervisionLimits(
             wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
@@ -80,12 +80,8 @@ struct JobRunner: Sendable {
                     control.stop(.cancelled)
                 }
             }
-            let report = await withTaskCancellationHandler {
-                await ProcessSupervisor().run(prepared, limits: limits, control: control) { line in
-                    if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
-                }
-            } onCancel: {
-                control.stop(.cancelled)
+            let report = await ProcessSupervisor().run(prepared, limits: limits, control: control) { line in
+                if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
             }
             group.cancelAll()
             return report
@@ -93,10 +89,14 @@ struct JobRunner: Sendable {
         await prepared.cleanup()
         await batcher.flush()
 
-        if Task.isCancelled {
+        if interruption.isReleased {
             // Worker shutdown past its grace period: give the job back untouched.
-            try? await store.release(job.id, owner: owner)
-            logger.info("released job at shutdown")
+            do {
+                try await store.release(job.id, owner: owner)
+                logger.info("released job at shutdown")
+            } catch {
+                logger.warning("could not release job", metadata: ["error": "\(error)"])
+            }
             return
         }
         let stopReason = stop.withLock { $0 }

@@ -60,14 +60,17 @@ public struct Worker: Service {
                 await feed.wait(for: .queue, after: generation, timeout: .milliseconds(500))
                 continue
             }
+            let interruption = JobInterruption()
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await runner.run(job, owner: owner) }
+                // Past the grace period after a shutdown began, take the job back.
                 group.addTask {
                     await shutdown.wait()
                     guard !Task.isCancelled else { return }
                     try? await Task.sleep(for: configuration.shutdownGrace)
+                    guard !Task.isCancelled else { return }
+                    interruption.release()
                 }
-                await group.next()
+                await runner.run(job, owner: owner, interruption: interruption)
                 group.cancelAll()
             }
         }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Benchmarks jobserver against a huey baseline on this machine (docs/benchmarks.md).
+#   make bench            (runs scripts/setup.sh with SETUP_BENCH=1, then this script)
+#   scripts/bench.sh      (installs huey into .tools/python itself if missing)
+#
+# Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
+# BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
+# BENCH_LATENCY_JOBS (200), BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
+# BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
+#
+# Every process it starts is stopped by pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SUBMIT_JOBS=${BENCH_SUBMIT_JOBS:-5000}
+SUBMIT_CONCURRENCY=${BENCH_SUBMIT_CONCURRENCY:-16}
+E2E_JOBS=${BENCH_E2E_JOBS:-1000}
+WORKERS=${BENCH_WORKERS:-2}
+WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-2}
+LATENCY_JOBS=${BENCH_LATENCY_JOBS:-200}
+SCRATCH=${BENCH_SCRATCH_PATH:-.build}
+
+PIDS=()
+DIRS=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobserver-bench.XXXXXX")
+DIRS+=("$WORK")
+
+stop_pids() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+cleanup() {
+    stop_pids
+    if [ "${BENCH_KEEP:-0}" = "1" ]; then
+        echo "bench: kept $WORK"
+    else
+        rm -rf "${DIRS[@]}"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools and build -------------------------------------------------------------------------
+if [ ! -d .tools/python/huey ]; then
+    echo "bench: installing huey into .tools/python"
+    python3 -m pip install -q --disable-pip-version-check --target .tools/python huey
+fi
+
+echo "bench: building release products (scratch path $SCRATCH)"
+for product in jobserver jobserver-launch noop-agent jobserver-bench; do
+    swift build -c release --scratch-path "$SCRATCH" --product "$product" >"$WORK/build-$product.log" 2>&1 \
+        || { cat "$WORK/build-$product.log"; exit 1; }
+done
+BIN=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)
+JS="$BIN/jobserver"
+BENCH="$BIN/jobserver-bench"
+NOOP="$BIN/noop-agent"
+
+value() { grep -o "$2=[^ ]*" "$1" | tail -1 | cut -d= -f2; }
+
+# --- huey baseline ---------------------------------------------------------------------------
+echo
+echo "== huey $(PYTHONPATH=.tools/python python3 -c 'import huey; print(huey.__version__)') baseline"
+PYTHONPATH="$ROOT/.tools/python:$ROOT/Benchmarks" python3 Benchmarks/huey_baseline.py \
+    --enqueue-jobs "$SUBMIT_JOBS" --e2e-jobs "$E2E_JOBS" | tee "$WORK/huey.out"
+
+# --- jobserver -------------------------------------------------------------------------------
+export LOG_LEVEL=${LOG_LEVEL:-warning}
+# The no-op agent never calls a model; the worker gets a dummy key and an unroutable URL.
+export ANTHROPIC_API_KEY=sk-bench-unused ANTHROPIC_BASE_URL=http://127.0.0.1:9
+
+# start_service DIR WORKER_PROCESSES: fresh store, one server, N workers; sets URL and TOKEN.
+start_service() {
+    local dir=$1 workers=$2 i
+    mkdir -p "$dir"
+    "$JS" migrate --data "$dir" >>"$dir/processes.log" 2>&1
+    TOKEN=$("$JS" user create bench --data "$dir" 2>>"$dir/processes.log" | tail -1)
+    "$JS" serve --data "$dir" --host 127.0.0.1 --port 0 --port-file "$dir/port" >>"$dir/processes.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
+    [ -s "$dir/port" ] || { echo "bench: server did not start"; cat "$dir/processes.log"; exit 1; }
+    URL="http://127.0.0.1:$(cat "$dir/port")"
+    for ((i = 0; i < workers; i++)); do
+        "$JS" worker --data "$dir" --concurrency "$WORKER_CONCURRENCY" --unsafe-direct-agent \
+            --claude-path "$NOOP" >>"$dir/processes.log" 2>&1 &
+        PIDS+=($!)
+    done
+    sleep 1  # let the workers open the store and start polling
+}
+
+echo
+echo "== jobserver: submission ($SUBMIT_JOBS jobs, $SUBMIT_CONCURRENCY concurrent clients, server only)"
+DIRS+=("$WORK/submit")
+start_service "$WORK/submit" 0
+"$BENCH" submit --url "$URL" --token "$TOKEN" --jobs "$SUBMIT_JOBS" --concurrency "$SUBMIT_CONCURRENCY" | tee "$WORK/submit.out"
+stop_pids
+
+echo
+echo "== jobserver: end to end ($E2E_JOBS no-op jobs, $WORKERS worker processes x concurrency $WORKER_CONCURRENCY)"
+start_service "$WORK/e2e" "$WORKERS"
+"$BENCH" e2e --url "$URL" --token "$TOKEN" --jobs "$E2E_JOBS" --concurrency "$SUBMIT_CONCURRENCY" | tee "$WORK/e2e.out"
+stop_pids
+
+echo
+echo "== jobserver: latency ($LATENCY_JOBS sequential jobs, 1 idle worker process)"
+start_service "$WORK/latency" 1
+"$BENCH" latency --url "$URL" --token "$TOKEN" --jobs "$LATENCY_JOBS" | tee "$WORK/latency.out"
+stop_pids
+
+for phase in submit e2e latency; do
+    count=$(grep -ciE '\b(error|critical)\b' "$WORK/$phase/processes.log" || true)
+    [ "$count" = "0" ] || echo "bench: $phase: $count error lines in the service log (BENCH_KEEP=1 to keep $WORK/$phase/processes.log)"
+done
+
+# --- summary ---------------------------------------------------------------------------------
+huey_submit=$(value "$WORK/huey.out" huey_enqueue_per_s)
+huey_e2e=$(value "$WORK/huey.out" huey_e2e_per_s)
+ours_submit=$(value "$WORK/submit.out" submit_jobs_per_s)
+ours_accepted=$(value "$WORK/submit.out" accepted)
+ours_e2e=$(value "$WORK/e2e.out" e2e_jobs_per_s)
+ours_done=$(value "$WORK/e2e.out" succeeded)
+p50=$(value "$WORK/latency.out" latency_p50_ms)
+p99=$(value "$WORK/latency.out" latency_p99_ms)
+
+echo
+echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
+awk -v hs="$huey_submit" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
+    -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" '
+function verdict(ok) { return ok ? "met" : "MISSED" }
+BEGIN {
+    printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "submission (jobs/s)", os, hs, os / hs, ">=1.5x", verdict(os / hs >= 1.5)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "end-to-end no-op (jobs/s)", oe, he, oe / he, ">=4x", verdict(oe / he >= 4)
+    printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
+    printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
+    printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
+}'
