@@ -6,7 +6,7 @@
 # Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
 # BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
 # BENCH_LATENCY_JOBS (200), BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
-# BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
+# BENCH_SKIP_BUILD=1 uses already-built products, BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
 #
 # Every process it starts is stopped by pid on exit.
 set -euo pipefail
@@ -53,11 +53,15 @@ if [ ! -d .tools/python/huey ]; then
     python3 -m pip install -q --disable-pip-version-check --target .tools/python huey
 fi
 
-echo "bench: building release products (scratch path $SCRATCH)"
-for product in jobserver jobserver-launch noop-agent jobserver-bench; do
-    swift build -c release --scratch-path "$SCRATCH" --product "$product" >"$WORK/build-$product.log" 2>&1 \
-        || { cat "$WORK/build-$product.log"; exit 1; }
-done
+if [ "${BENCH_SKIP_BUILD:-0}" = "1" ]; then
+    echo "bench: BENCH_SKIP_BUILD=1: using the release products already in $SCRATCH"
+else
+    echo "bench: building release products (scratch path $SCRATCH)"
+    for product in jobserver jobserver-launch noop-agent jobserver-bench; do
+        swift build -c release --scratch-path "$SCRATCH" --product "$product" >"$WORK/build-$product.log" 2>&1 \
+            || { cat "$WORK/build-$product.log"; exit 1; }
+    done
+fi
 BIN=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)
 JS="$BIN/jobserver"
 BENCH="$BIN/jobserver-bench"

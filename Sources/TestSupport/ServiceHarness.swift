@@ -143,7 +143,7 @@ public final class ServiceHarness: @unchecked Sendable {
 
     public func request(
         _ method: String, _ path: String, token: String? = nil, body: [UInt8]? = nil,
-        json: JSONValue? = nil, headers: [String: String] = [:]
+        json: JSONValue? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(60)
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .init(rawValue: method)
@@ -155,7 +155,9 @@ public final class ServiceHarness: @unchecked Sendable {
         } else if let body {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let (seconds, attoseconds) = timeout.components
+        let response = try await HTTPClient.shared.execute(
+            request, timeout: .milliseconds(seconds * 1000 + attoseconds / 1_000_000_000_000_000))
         let collected = try await response.body.collect(upTo: 256 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
                      body: Array(collected.readableBytesView))

@@ -13,27 +13,34 @@ struct DurabilityTests {
                 let token = try harness.createUser("burst")
                 try await harness.startServer()
                 let acknowledged = Locked<[String]>([])
+                let killed = Locked(false)
                 // Eight concurrent clients submit as fast as they can; the server is killed
-                // mid-burst. Requests in flight fail; every 202 must be on disk.
+                // mid-burst, after a random number of acknowledgements. Requests in flight fail;
+                // every 202 must be on disk.
+                let killAfter = Int.random(in: 100...400)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for client in 0..<8 {
                         group.addTask {
-                            for n in 0..<10_000 {
+                            for n in 0..<100_000 where !killed.value {
                                 guard let reply = try? await harness.request("POST", "/v1/jobs", token: token, json: [
                                     "type": "generate", "project": "p", "prompt": .string("job \(client)-\(n)"),
-                                ]) else { return }
+                                ], timeout: .seconds(5)) else { return }
                                 if reply.status == 202, let id = reply.json?["id"]?.stringValue {
                                     acknowledged.withLock { $0.append(id) }
                                 }
                             }
                         }
                     }
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 700...1500)))
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while acknowledged.value.count < killAfter, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
                     harness.killServer()
+                    killed.withLock { $0 = true }
                     try await group.waitForAll()
                 }
                 let ids = acknowledged.value
-                #expect(ids.count > 50, "the burst acknowledged only \(ids.count) jobs before the kill")
+                #expect(ids.count >= killAfter, "the burst acknowledged only \(ids.count) jobs before the kill")
                 // A fresh store handle on the same file sees every acknowledged job.
                 let store = try SQLiteJobStore(path: harness.dataDirectory + "/jobs.sqlite3")
                 var missing: [String] = []

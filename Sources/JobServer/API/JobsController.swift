@@ -37,11 +37,14 @@ struct JobsController {
         }
 
         let project = try ProjectName(validating: jobRequest.project)
-        if jobRequest.type != .generate, try !workspaces.projectExists(user: user.id, project: project) {
+        let workspaces = self.workspaces
+        if jobRequest.type != .generate, try await !BlockingIO.run({ try workspaces.projectExists(user: user.id, project: project) }) {
             throw APIError(.notFound, "project '\(project)' not found", status: .notFound,
                            details: .object(["project": .string(project.rawValue)]))
         }
-        let existing = jobRequest.files.isEmpty ? [] : Set(try workspaces.listFiles(user: user.id, project: project).map(\.path))
+        let existing = jobRequest.files.isEmpty ? [] : Set(try await BlockingIO.run {
+            try workspaces.listFiles(user: user.id, project: project).map(\.path)
+        })
         for path in jobRequest.files {
             guard existing.contains(path) else {
                 throw APIError(.fileAccess, "file '\(path)' not found in project '\(project)'", status: .notFound,

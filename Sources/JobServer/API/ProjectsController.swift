@@ -20,14 +20,14 @@ struct ProjectsController {
 
     @Sendable func listProjects(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let names = try workspaces.listProjects(user: user.id)
+        let names = try await BlockingIO.run { [workspaces] in try workspaces.listProjects(user: user.id) }
         return JSONBody.response(.object(["projects": .array(names.map { .object(["name": .string($0.rawValue)]) })]))
     }
 
     @Sendable func listFiles(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let project = try Self.project(context)
-        let files = try workspaces.listFiles(user: user.id, project: project)
+        let files = try await BlockingIO.run { [workspaces] in try workspaces.listFiles(user: user.id, project: project) }
         return JSONBody.response(.object([
             "project": .string(project.rawValue),
             "files": .array(files.map { file in
@@ -49,7 +49,10 @@ struct ProjectsController {
             throw APIError(.fileAccess, "file larger than \(limit) bytes", status: .contentTooLarge,
                            details: .object(["limit": .number(Double(limit))]))
         }
-        let created = try workspaces.putFile(user: user.id, project: project, path: path, bytes: Array(body.readableBytesView))
+        let bytes = Array(body.readableBytesView)
+        let created = try await BlockingIO.run { [workspaces] in
+            try workspaces.putFile(user: user.id, project: project, path: path, bytes: bytes)
+        }
         return JSONBody.response(
             .object(["project": .string(project.rawValue), "path": .string(path.rawValue), "bytes": .number(Double(body.readableBytes))]),
             status: created ? .created : .ok)
@@ -57,14 +60,16 @@ struct ProjectsController {
 
     @Sendable func getFile(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let bytes = try workspaces.readFile(user: user.id, project: try Self.project(context), path: try Self.path(context))
+        let project = try Self.project(context), path = try Self.path(context)
+        let bytes = try await BlockingIO.run { [workspaces] in try workspaces.readFile(user: user.id, project: project, path: path) }
         return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     @Sendable func deleteFile(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        try workspaces.deleteFile(user: user.id, project: try Self.project(context), path: try Self.path(context))
+        let project = try Self.project(context), path = try Self.path(context)
+        try await BlockingIO.run { [workspaces] in try workspaces.deleteFile(user: user.id, project: project, path: path) }
         return Response(status: .noContent)
     }
 
@@ -79,7 +84,9 @@ struct ProjectsController {
             throw APIError(.fileAccess, "archive larger than \(limit) bytes", status: .contentTooLarge,
                            details: .object(["limit": .number(Double(limit))]))
         }
-        let summary = try workspaces.replaceWithArchive(user: user.id, project: project, archive: body)
+        let summary = try await BlockingIO.run { [workspaces] in
+            try workspaces.replaceWithArchive(user: user.id, project: project, archive: body)
+        }
         var object = try JSONValue.encode(summary).objectValue ?? [:]
         object["project"] = .string(project.rawValue)
         return JSONBody.response(.object(object))
@@ -88,7 +95,7 @@ struct ProjectsController {
     @Sendable func getArchive(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let project = try Self.project(context)
-        let archive = try workspaces.archive(user: user.id, project: project)
+        let archive = try await BlockingIO.run { [workspaces] in try workspaces.archive(user: user.id, project: project) }
         return Response(status: .ok, headers: [
             .contentType: "application/gzip",
             .contentDisposition: "attachment; filename=\"\(project.rawValue).tar.gz\"",

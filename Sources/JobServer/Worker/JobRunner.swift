@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import Queue
 import Sandbox
-import Synchronization
 
 /// Runs one claimed job from start to finish (DESIGN §5): snapshot the workspace, launch the
 /// agent through the launcher seam, stream its output into the event log, keep the lease,
@@ -15,34 +14,73 @@ struct JobRunner: Sendable {
     let runsDirectory: String
     let logger: Logger
 
+    /// How an attempt ends, as far as the store is concerned.
+    enum Outcome: Sendable {
+        case complete(JobCompletion)
+        /// Give the job back to the queue without using an attempt (worker shutdown).
+        case release
+        /// Another worker owns the job now (lease lost): touch nothing.
+        case abandon
+    }
+
     /// Runs the job; returns once the job is completed in the store, released, or its lease
-    /// is lost. `interruption.release()` (worker shutdown past its grace) stops the agent and
+    /// is lost. The lease is kept alive for the whole attempt (snapshot, agent, change set,
+    /// apply). `interruption.release()` (worker shutdown past its grace) stops the agent and
     /// gives the job back to the queue so another worker takes it without losing an attempt.
     func run(_ job: JobRecord, owner: String, interruption: JobInterruption = JobInterruption()) async {
         let logger = self.logger.with(["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+        let stop = Locked<LeaseKeeper.Stop?>(nil)
+        let keeper = LeaseKeeper(store: store, jobID: job.id, owner: owner, lease: configuration.lease,
+                                 interval: configuration.heartbeat, logger: logger)
+        let run = RunDirectory(root: runsDirectory, jobID: job.id, attempt: job.attempt)
+        let outcome = await withTaskGroup(of: Void.self) { group -> Outcome in
+            group.addTask {
+                _ = await keeper.run { why in
+                    stop.withLock { $0 = why }
+                    interruption.control.stop(.cancelled)
+                }
+            }
+            let outcome = await attempt(job, owner: owner, run: run, interruption: interruption, stop: stop, logger: logger)
+            group.cancelAll()
+            return outcome
+        }
+        if !configuration.keepRuns { run.remove() }
+        switch outcome {
+        case .complete(let completion):
+            await finish(job, owner: owner, completion, logger: logger)
+        case .release:
+            do {
+                try await store.release(job.id, owner: owner)
+                logger.info("released job at shutdown")
+            } catch {
+                logger.warning("could not release job", metadata: ["error": "\(error)"])
+            }
+        case .abandon:
+            logger.warning("abandoning job: lease lost")
+        }
+    }
+
+    private func attempt(
+        _ job: JobRecord, owner: String, run: RunDirectory, interruption: JobInterruption,
+        stop: Locked<LeaseKeeper.Stop?>, logger: Logger
+    ) async -> Outcome {
         let request: JobRequest
         do {
             request = try JSONValue.decode(JobRequest.self, from: job.payload)
         } catch {
-            await finish(job, owner: owner, .failed(JobError(.invalidRequest, "stored job request is unreadable"), result: nil, metrics: nil), logger: logger)
-            return
+            return .complete(.failed(JobError(.invalidRequest, "stored job request is unreadable"), result: nil, metrics: nil))
         }
-        let run = RunDirectory(root: runsDirectory, jobID: job.id, attempt: job.attempt)
-        defer { if !configuration.keepRuns { run.remove() } }
         do {
             try run.create()
             let project = try ProjectName(validating: request.project)
-            if try workspaces.projectExists(user: job.userID, project: project) {
+            try await BlockingIO.run { [workspaces] in
+                // A missing project snapshots as empty: a generate job may start from nothing.
                 try workspaces.snapshot(user: job.userID, project: project, to: run.base)
-            } else {
-                // A generate job may start a new project from nothing.
-                try FileManager.default.createDirectory(atPath: run.base, withIntermediateDirectories: false)
+                try WorkspaceSnapshot.copy(from: run.base, to: run.work)
             }
-            try WorkspaceSnapshot.copy(from: run.base, to: run.work)
         } catch {
             let jobError = (error as? JobError) ?? JobError(.fileAccess, "could not prepare the job's workspace: \(error)")
-            await finish(job, owner: owner, .failed(jobError, result: nil, metrics: nil), logger: logger)
-            return
+            return .complete(.failed(jobError, result: nil, metrics: nil))
         }
 
         let profile = AgentProfile.profile(for: request)
@@ -54,8 +92,7 @@ struct JobRunner: Sendable {
         do {
             prepared = try await launcher.prepare(launchRequest)
         } catch {
-            await finish(job, owner: owner, .failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil), logger: logger)
-            return
+            return .complete(.failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil))
         }
 
         let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
@@ -64,23 +101,12 @@ struct JobRunner: Sendable {
             "worker": .string(owner), "launcher": .string(launcher.name),
         ]).jsonText()))
         let stream = Locked(AgentStream())
-        let control = interruption.control
-        let stop = Locked<LeaseKeeper.Stop?>(nil)
         let limits = SupervisionLimits(
             wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
             maxOutputBytes: configuration.maxOutputBytes)
-        let keeper = LeaseKeeper(store: store, jobID: job.id, owner: owner, lease: configuration.lease,
-                                 interval: configuration.heartbeat, logger: logger)
-
         let report = await withTaskGroup(of: Void.self) { group -> ProcessReport in
             group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
-            group.addTask {
-                _ = await keeper.run { why in
-                    stop.withLock { $0 = why }
-                    control.stop(.cancelled)
-                }
-            }
-            let report = await ProcessSupervisor().run(prepared, limits: limits, control: control) { line in
+            let report = await ProcessSupervisor().run(prepared, limits: limits, control: interruption.control) { line in
                 if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
             }
             group.cancelAll()
@@ -89,37 +115,20 @@ struct JobRunner: Sendable {
         await prepared.cleanup()
         await batcher.flush()
 
-        if interruption.isReleased {
-            // Worker shutdown past its grace period: give the job back untouched.
-            do {
-                try await store.release(job.id, owner: owner)
-                logger.info("released job at shutdown")
-            } catch {
-                logger.warning("could not release job", metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        let stopReason = stop.withLock { $0 }
-        let lostWhileWriting = await batcher.leaseLost
-        if stopReason == .leaseLost || lostWhileWriting {
-            logger.warning("abandoning job: lease lost")
-            return
-        }
-        let summary = stream.withLock { $0 }
+        if interruption.isReleased { return .release }
+        let stopReason = stop.value
+        if stopReason == .leaseLost { return .abandon }
+        if await batcher.leaseLost { return .abandon }
+        let summary = stream.value
         let metrics = Self.metrics(job: job, report: report, stream: summary)
-        if stopReason == .cancelled {
-            await finish(job, owner: owner, .cancelled(result: nil, metrics: metrics), logger: logger)
-            return
-        }
+        if stopReason == .cancelled { return .complete(.cancelled(result: nil, metrics: metrics)) }
         let end = ProcessEnd(report.termination, limits: limits)
         if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail) {
             let text = summary.result?["result"]?.stringValue
-            await finish(job, owner: owner, .failed(failure, result: text.map { .object(["text": .string($0)]) }, metrics: metrics), logger: logger)
-            return
+            return .complete(.failed(failure, result: text.map { .object(["text": .string($0)]) }, metrics: metrics))
         }
-        let completion = await ResultBuilder(workspaces: workspaces, logger: logger)
-            .complete(job: job, request: request, profile: profile, run: run, stream: summary, metrics: metrics)
-        await finish(job, owner: owner, completion, logger: logger)
+        return .complete(await ResultBuilder(workspaces: workspaces, logger: logger)
+            .complete(job: job, request: request, profile: profile, run: run, stream: summary, metrics: metrics))
     }
 
     private func finish(_ job: JobRecord, owner: String, _ completion: JobCompletion, logger: Logger) async {

@@ -34,6 +34,8 @@ struct LeaseKeeper: Sendable {
                     return .leaseLost
                 }
             } catch {
+                // Cancelled when the job ends; anything else is retried on the next tick.
+                if Task.isCancelled { return nil }
                 logger.warning("heartbeat failed", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
             }
             await feed.wait(for: .cancel, after: generation, timeout: interval)

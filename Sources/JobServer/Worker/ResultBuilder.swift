@@ -17,9 +17,12 @@ struct ResultBuilder: Sendable {
 
         let changes: ChangeSet
         do {
-            changes = try ChangeSet.compute(base: run.base, work: run.work, limits: workspaces.limits)
+            changes = try await BlockingIO.run { [workspaces] in
+                try ChangeSet.compute(base: run.base, work: run.work, limits: workspaces.limits)
+            }
         } catch {
-            return .failed(error, result: .object(result), metrics: metrics)
+            let jobError = (error as? JobError) ?? JobError(.internal, "could not compute the job's changes: \(error)")
+            return .failed(jobError, result: .object(result), metrics: metrics)
         }
         if profile.writes {
             result["files"] = (try? JSONValue.encode(changes.files)) ?? .array([])
@@ -57,13 +60,16 @@ struct ResultBuilder: Sendable {
         let applies = profile.writes && !request.options.dryRun && !changes.files.isEmpty
         result["dry_run"] = .bool(request.options.dryRun)
         if applies {
-            do throws(JobError) {
+            do {
                 let project = try ProjectName(validating: request.project)
-                try ChangeApplier(store: workspaces).apply(changes, base: run.base, work: run.work, user: job.userID, project: project)
+                try await BlockingIO.run { [workspaces] in
+                    try ChangeApplier(store: workspaces).apply(changes, base: run.base, work: run.work, user: job.userID, project: project)
+                }
                 result["applied"] = .bool(true)
             } catch {
                 result["applied"] = .bool(false)
-                return .failed(error, result: .object(result), metrics: metrics)
+                let jobError = (error as? JobError) ?? JobError(.fileAccess, "could not apply the job's changes: \(error)")
+                return .failed(jobError, result: .object(result), metrics: metrics)
             }
         } else {
             result["applied"] = .bool(false)
