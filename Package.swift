@@ -39,7 +39,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "jobserver-launch",
-            path: "Sources/Sandbox/Launcher"
+            path: "Sources/Sandbox/Launcher",
+            // A C program, linked statically and without the Swift runtime SwiftPM adds by
+            // default (see the end of main.c): it starts on every job, so its start-up counts.
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         .target(
             name: "Sandbox",
@@ -73,7 +76,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "noop-agent",
-            swiftSettings: swiftSettings
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         .target(
             name: "TestSupport",

@@ -25,4 +25,6 @@ public enum ChangeChannel: Sendable, Hashable {
     case cancel
     /// A job's event log grew or the job ended.
     case events(JobID)
+    /// Users or tokens changed (a token was revoked): caches of credentials must be dropped.
+    case accounts
 }

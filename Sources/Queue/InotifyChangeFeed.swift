@@ -322,6 +322,7 @@ extension ChangeChannel {
         case .queue: "queue"
         case .cancel: "cancel"
         case .events(let id): "events-\(id.rawValue)"
+        case .accounts: "accounts"
         }
     }
 }

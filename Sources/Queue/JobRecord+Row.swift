@@ -93,21 +93,22 @@ extension JobRecord {
         return String(decoding: try encoder.encode(error), as: UTF8.self)
     }
 
+    private static let insertSQL =
+        "INSERT INTO jobs (\(columns)) VALUES (\(Array(repeating: "?", count: 22).joined(separator: ", ")))"
+
     /// Inserts this new job.
     func insert(_ db: Database) throws {
-        try db.execute(
-            sql: "INSERT INTO jobs (\(Self.columns)) VALUES (\(Array(repeating: "?", count: 22).joined(separator: ", ")))",
-            arguments: rowArguments())
+        try db.cachedStatement(sql: Self.insertSQL).execute(arguments: rowArguments())
     }
 
     /// Writes every field of this job over its row.
     func update(_ db: Database) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE jobs SET status = ?, priority = ?, attempt = ?, max_attempts = ?, not_before = ?,
                 started_at = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ?,
                 cancel_requested = ?, result = ?, metrics = ?, error = ?, last_event_seq = ?
             WHERE id = ?
-            """, arguments: updateArguments())
+            """).execute(arguments: updateArguments())
     }
 
     private func updateArguments() throws -> StatementArguments {
@@ -126,12 +127,13 @@ extension JobRecord {
         try fetchOne(db, sql: "SELECT \(columns) FROM jobs WHERE id = ?", arguments: [id.rawValue])
     }
 
+    /// Statements are compiled once per connection and reused (`cachedStatement`).
     static func fetchOne(_ db: Database, sql: String, arguments: StatementArguments) throws -> JobRecord? {
-        guard let row = try Row.fetchOne(db, sql: sql, arguments: arguments) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments) else { return nil }
         return try JobRecord(row: row)
     }
 
     static func fetchAll(_ db: Database, sql: String, arguments: StatementArguments) throws -> [JobRecord] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try JobRecord(row: $0) }
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { try JobRecord(row: $0) }
     }
 }

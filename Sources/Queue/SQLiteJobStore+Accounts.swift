@@ -52,11 +52,13 @@ extension SQLiteJobStore {
 
     public func revokeToken(id: String) async throws -> Bool {
         let now = StoredDate.millis(now())
-        return try await database.write("revokeToken") { db in
+        let revoked = try await database.write("revokeToken") { db in
             try db.execute(
                 sql: "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [now, id])
             return db.changesCount > 0
         }
+        if revoked { feed.notify(.accounts) }
+        return revoked
     }
 
     public func tokens(of userID: UserID) async throws -> [APIToken] {

@@ -21,7 +21,7 @@ extension SQLiteJobStore {
                 try statement.execute(arguments: [id.rawValue, seq, event.type, event.data, time])
             }
             if seq != job.lastEventSeq {
-                try db.execute(sql: "UPDATE jobs SET last_event_seq = ? WHERE id = ?", arguments: [seq, id.rawValue])
+                try db.cachedStatement(sql: "UPDATE jobs SET last_event_seq = ? WHERE id = ?").execute(arguments: [seq, id.rawValue])
             }
             return seq
         }
@@ -32,10 +32,10 @@ extension SQLiteJobStore {
     public func events(of id: JobID, after: Int64, limit: Int) async throws -> [JobEvent] {
         guard limit > 0 else { return [] }
         return try await database.read("events") { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT seq, type, data, time FROM job_events WHERE job_id = ? AND seq > ?
                 ORDER BY seq LIMIT ?
-                """, arguments: [id.rawValue, after, limit]).map { row in
+                """), arguments: [id.rawValue, after, limit]).map { row in
                 JobEvent(seq: row["seq"], type: row["type"], data: row["data"], time: StoredDate.date(row["time"]))
             }
         }

@@ -14,6 +14,8 @@ public final class SQLiteJobStore: JobStore, AccountStore {
     public let database: SQLiteDatabase
     let clock: any StoreClock
     let feed: InotifyChangeFeed
+    /// Concurrent submissions share write transactions.
+    private let submissions: GroupCommit<NewJob, SubmitOutcome>
 
     public var changes: any ChangeFeed { feed }
 
@@ -30,8 +32,12 @@ public final class SQLiteJobStore: JobStore, AccountStore {
         let directory = notifyDirectory
             ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("notify").path
         self.feed = try InotifyChangeFeed(directory: directory)
-        self.database = try SQLiteDatabase(path: path, options: options)
+        let database = try SQLiteDatabase(path: path, options: options)
+        self.database = database
         self.clock = clock
+        self.submissions = GroupCommit { [feed, clock] jobs in
+            try await SQLiteJobStore.insert(jobs, database: database, feed: feed, now: StoredDate.rounded(clock.now()))
+        }
     }
 
     /// Runs the change-feed reader until graceful shutdown, then stops it.
@@ -53,28 +59,39 @@ public final class SQLiteJobStore: JobStore, AccountStore {
     // MARK: - Submitting and reading
 
     public func submit(_ job: NewJob) async throws -> SubmitOutcome {
-        let now = now()
-        let outcome = try await database.write("submit") { db -> SubmitOutcome in
-            if let key = job.idempotencyKey,
-               let existing = try JobRecord.fetchOne(
-                   db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE user_id = ? AND idempotency_key = ?",
-                   arguments: [job.userID.rawValue, key]) {
-                guard existing.requestHash == job.requestHash else {
-                    throw StoreError.idempotencyConflict(existing: existing.id)
+        try await submissions.submit(job)
+    }
+
+    /// Writes a batch of submissions in one transaction (see `GroupCommit`), then wakes the
+    /// workers once for the whole batch.
+    static func insert(
+        _ jobs: [NewJob], database: SQLiteDatabase, feed: InotifyChangeFeed, now: Date
+    ) async throws -> [Result<SubmitOutcome, any Error>] {
+        let results = try await database.write("submit") { db -> [Result<SubmitOutcome, any Error>] in
+            jobs.map { job in
+                Result {
+                    if let key = job.idempotencyKey,
+                       let existing = try JobRecord.fetchOne(
+                           db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE user_id = ? AND idempotency_key = ?",
+                           arguments: [job.userID.rawValue, key]) {
+                        guard existing.requestHash == job.requestHash else {
+                            throw StoreError.idempotencyConflict(existing: existing.id)
+                        }
+                        return SubmitOutcome.existing(existing)
+                    }
+                    let record = JobRecord(
+                        id: JobID.generate(at: now), userID: job.userID, kind: job.kind, project: job.project,
+                        status: .queued, priority: job.priority, payload: job.payload, attempt: 1,
+                        maxAttempts: job.maxAttempts, createdAt: now, notBefore: job.notBefore ?? now,
+                        idempotencyKey: job.idempotencyKey, requestHash: job.requestHash
+                    ).roundedForStorage()
+                    try record.insert(db)
+                    return SubmitOutcome.created(record)
                 }
-                return .existing(existing)
             }
-            let record = JobRecord(
-                id: JobID.generate(at: now), userID: job.userID, kind: job.kind, project: job.project,
-                status: .queued, priority: job.priority, payload: job.payload, attempt: 1,
-                maxAttempts: job.maxAttempts, createdAt: now, notBefore: job.notBefore ?? now,
-                idempotencyKey: job.idempotencyKey, requestHash: job.requestHash
-            ).roundedForStorage()
-            try record.insert(db)
-            return .created(record)
         }
-        if case .created = outcome { feed.notify(.queue) }
-        return outcome
+        if results.contains(where: { if case .success(.created) = $0 { true } else { false } }) { feed.notify(.queue) }
+        return results
     }
 
     public func job(idempotencyKey key: String, userID: UserID) async throws -> JobRecord? {

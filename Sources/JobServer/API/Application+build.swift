@@ -20,7 +20,7 @@ public func buildRouter(store: any JobStore & AccountStore, workspaces: Workspac
     let router = Router(context: JobServerRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     HealthController(store: store).addRoutes(to: router)
-    let v1 = router.group("v1").add(middleware: AuthMiddleware(accounts: store))
+    let v1 = router.group("v1").add(middleware: AuthMiddleware(accounts: store, changes: store.changes))
     JobsController(store: store, workspaces: workspaces).addRoutes(to: v1)
     ProjectsController(workspaces: workspaces).addRoutes(to: v1)
     return router

@@ -8,6 +8,12 @@ import Queue
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = JobServerRequestContext
     let accounts: any AccountStore
+    let cache: TokenCache
+
+    init(accounts: any AccountStore, changes: any ChangeFeed) {
+        self.accounts = accounts
+        self.cache = TokenCache(feed: changes)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let secret = Self.token(in: request.headers) else {
@@ -17,7 +23,8 @@ struct AuthMiddleware: RouterMiddleware {
             throw APIError(.unauthorized, message,
                            status: .unauthorized, headers: [.wwwAuthenticate: "Bearer"])
         }
-        guard secret.utf8.count <= 256, let user = try await accounts.user(forTokenHash: TokenHasher.hash(secret)) else {
+        guard secret.utf8.count <= 256,
+              let user = try await cache.user(forHash: TokenHasher.hash(secret), lookup: accounts.user(forTokenHash:)) else {
             throw APIError(.unauthorized, "invalid or revoked API token", status: .unauthorized,
                            headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         }

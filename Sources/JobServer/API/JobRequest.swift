@@ -195,3 +195,29 @@ public struct JobRequest: Sendable, Codable, Hashable {
         return options
     }
 }
+
+extension JobOptions {
+    /// The options as stored and rendered (snake_case; unset optional ones left out).
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "format": .string(format), "timeout_s": .number(Double(timeoutSeconds)),
+            "idle_timeout_s": .number(Double(idleTimeoutSeconds)),
+            "dry_run": .bool(dryRun), "severity": .string(severity), "fix": .bool(fix),
+            "max_attempts": .number(Double(maxAttempts)),
+        ]
+        if let maxTurns { object["max_turns"] = .number(Double(maxTurns)) }
+        if let model { object["model"] = .string(model) }
+        return .object(object)
+    }
+}
+
+extension JobRequest {
+    /// The request as the job's stored payload; `Codable` reads it back (`JSONValue.decode`).
+    var json: JSONValue {
+        [
+            "type": .string(type.rawValue), "project": .string(project), "prompt": .string(prompt),
+            "files": .array(files.map(JSONValue.string)), "options": options.json,
+            "metadata": metadata ?? .object([:]), "priority": .number(Double(priority)),
+        ]
+    }
+}

@@ -4,7 +4,6 @@ import Queue
 /// The public JSON shape of a job (DESIGN §4), built from the stored record.
 enum JobView {
     static func json(_ job: JobRecord, queuePosition: Int? = nil) -> JSONValue {
-        let request = try? JSONValue.decode(JobRequest.self, from: job.payload)
         var object: [String: JSONValue] = [
             "id": .string(job.id.rawValue),
             "type": .string(job.kind),
@@ -26,11 +25,14 @@ enum JobView {
             object["queue_position"] = queuePosition.map { .number(Double($0)) } ?? .null
             if job.notBefore > job.createdAt { object["not_before"] = timestamp(job.notBefore) }
         }
-        if let request {
-            object["prompt"] = .string(request.prompt)
-            object["files"] = .array(request.files.map(JSONValue.string))
-            object["options"] = (try? JSONValue.encode(request.options)) ?? .null
-            object["metadata"] = request.metadata ?? .object([:])
+        // The payload is the validated request as `JobRequest.json` wrote it.
+        object["prompt"] = job.payload["prompt"] ?? .null
+        object["files"] = job.payload["files"] ?? .array([])
+        object["options"] = job.payload["options"] ?? .object([:])
+        if case .object(let metadata)? = job.payload["metadata"] {
+            object["metadata"] = .object(metadata)
+        } else {
+            object["metadata"] = .object([:])
         }
         return .object(object)
     }
@@ -52,11 +54,16 @@ extension JSONValue {
     /// Encodes any Codable value as a `JSONValue`.
     static func encode(_ value: some Encodable) throws -> JSONValue {
         let data = try JSONEncoder().encode(value)
-        return try JSONDecoder().decode(JSONValue.self, from: data)
+        guard let json = JSONValue.parse(bytes: Array(data)) else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "not JSON"))
+        }
+        return json
     }
 
     /// Decodes a Codable value from a `JSONValue`.
     static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
-        try JSONDecoder().decode(T.self, from: JSONEncoder().encode(value))
+        var bytes: [UInt8] = []
+        value.write(to: &bytes)
+        return try JSONDecoder().decode(T.self, from: Data(bytes))
     }
 }

@@ -27,7 +27,7 @@ struct JobsController {
         let body = try await JSONBody.collect(request, limit: Self.maxBodyBytes)
         let jobRequest = try JobRequest.parse(body)
         let key = try Self.idempotencyKey(in: request.headers)
-        let payload = try JSONValue.encode(jobRequest)
+        let payload = jobRequest.json
         if let key, let earlier = try await store.job(idempotencyKey: key, userID: user.id) {
             // A retried submission answers as the first one did, even if the workspace changed since.
             guard earlier.requestHash == Self.hash(payload) else {
@@ -60,11 +60,12 @@ struct JobsController {
         return try await accepted(outcome.job, replayed: false)
     }
 
+    /// The submission answer. It leaves out `queue_position`, which costs a count over the
+    /// queue: the hot path of every submission stays independent of the queue's depth.
     private func accepted(_ job: JobRecord, replayed: Bool) async throws -> Response {
         var headers: HTTPFields = [.location: "/v1/jobs/\(job.id)"]
         if replayed { headers[Self.replayed] = "true" }
-        let position = job.status == .queued ? try await store.queuePosition(of: job.id) : nil
-        return JSONBody.response(JobView.json(job, queuePosition: position), status: .accepted, headers: headers)
+        return JSONBody.response(JobView.json(job), status: .accepted, headers: headers)
     }
 
     @Sendable func get(_ request: Request, context: JobServerRequestContext) async throws -> Response {
@@ -164,7 +165,9 @@ struct JobsController {
     }
 
     static func hash(_ payload: JSONValue) -> String {
-        SHA256.hash(data: Data(payload.jsonText().utf8)).map { String(format: "%02x", $0) }.joined()
+        var bytes: [UInt8] = []
+        payload.write(to: &bytes)
+        return TokenHasher.hex(SHA256.hash(data: bytes))
     }
 }
 
@@ -190,7 +193,7 @@ enum JSONBody {
             throw APIError.invalid("Content-Type must be application/json", status: .unsupportedMediaType)
         }
         guard buffer.readableBytes > 0 else { throw APIError.invalid("request body is empty") }
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)) else {
+        guard let value = buffer.withUnsafeReadableBytes({ JSONValue.parse(bytes: $0.assumingMemoryBound(to: UInt8.self)) }) else {
             throw APIError.invalid("request body is not valid JSON")
         }
         return value

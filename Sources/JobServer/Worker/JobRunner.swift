@@ -82,7 +82,6 @@ struct JobRunner: Sendable {
             let jobError = (error as? JobError) ?? JobError(.fileAccess, "could not prepare the job's workspace: \(error)")
             return .complete(.failed(jobError, result: nil, metrics: nil))
         }
-
         let profile = AgentProfile.profile(for: request)
         let launchRequest = LaunchRequest(
             jobID: job.id.rawValue, userKey: job.userID.rawValue, executable: configuration.claudePath,
@@ -94,7 +93,6 @@ struct JobRunner: Sendable {
         } catch {
             return .complete(.failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil))
         }
-
         let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
         await batcher.add(NewEvent(type: "status", data: JSONValue.object([
             "status": .string("running"), "attempt": .number(Double(job.attempt)),

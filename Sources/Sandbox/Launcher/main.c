@@ -220,3 +220,12 @@ int main(int argc, char **argv) {
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return SETUP_FAILED;
 }
+
+// SwiftPM links every executable with swiftc, whose start-up object registers the image with
+// the Swift runtime through these functions. This program has no Swift code: answering the
+// calls here lets the linker (--as-needed) drop libswiftCore and libstdc++, whose loading would
+// otherwise cost milliseconds on every job start.
+void swift_addNewDSOImage(const void *image);
+void swift_addNewDSOImage(const void *image) { (void)image; }
+int _swift_backtrace_isThunkFunction(const char *name);
+int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
