@@ -27,7 +27,8 @@ struct JobRunner: Sendable {
     /// is lost. The lease is kept alive for the whole attempt (snapshot, agent, change set,
     /// apply). `interruption.release()` (worker shutdown past its grace) stops the agent and
     /// gives the job back to the queue so another worker takes it without losing an attempt.
-    func run(_ job: JobRecord, owner: String, interruption: JobInterruption = JobInterruption()) async {
+    /// - Parameter cancelGeneration: the store's `.cancel` generation read before the claim.
+    func run(_ job: JobRecord, owner: String, cancelGeneration: UInt64, interruption: JobInterruption = JobInterruption()) async {
         let logger = self.logger.with(["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
         let stop = Locked<LeaseKeeper.Stop?>(nil)
         let keeper = LeaseKeeper(store: store, jobID: job.id, owner: owner, lease: configuration.lease,
@@ -35,7 +36,7 @@ struct JobRunner: Sendable {
         let run = RunDirectory(root: runsDirectory, jobID: job.id, attempt: job.attempt)
         let outcome = await withTaskGroup(of: Void.self) { group -> Outcome in
             group.addTask {
-                _ = await keeper.run { why in
+                _ = await keeper.run(since: cancelGeneration) { why in
                     stop.withLock { $0 = why }
                     interruption.control.stop(.cancelled)
                 }

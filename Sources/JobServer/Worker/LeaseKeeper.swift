@@ -16,11 +16,18 @@ struct LeaseKeeper: Sendable {
 
     enum Stop: Sendable { case cancelled, leaseLost }
 
-    /// Runs until the task is cancelled or a stop is found; returns why it stopped (nil when cancelled).
-    func run(onStop: @Sendable (Stop) -> Void) async -> Stop? {
+    /// Runs until the task is cancelled or a stop is found; returns why it stopped (nil when
+    /// cancelled). The claim has just set the lease, so the first heartbeat comes after one
+    /// interval, or at once when a cancellation is committed meanwhile.
+    /// - Parameter since: the `.cancel` generation read before the job was claimed, so a
+    ///   cancellation committed between the claim and this call is not missed.
+    func run(since: UInt64, onStop: @Sendable (Stop) -> Void) async -> Stop? {
         let feed = store.changes
+        var generation = since
         while !Task.isCancelled {
-            let generation = feed.generation(of: .cancel)
+            await feed.wait(for: .cancel, after: generation, timeout: interval)
+            if Task.isCancelled { return nil }
+            generation = feed.generation(of: .cancel)
             do {
                 switch try await store.heartbeat(jobID, owner: owner, lease: lease) {
                 case .renewed(_, let cancelRequested):
@@ -38,7 +45,6 @@ struct LeaseKeeper: Sendable {
                 if Task.isCancelled { return nil }
                 logger.warning("heartbeat failed", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
             }
-            await feed.wait(for: .cancel, after: generation, timeout: interval)
         }
         return nil
     }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Foundation
 import Queue
 
@@ -5,29 +10,35 @@ import Queue
 /// `base/` (the snapshot the job started from), `work/` (the agent's copy, which becomes the
 /// change set), `home/` (the agent's `$HOME`) and `scratch/` (the launcher's files).
 struct RunDirectory: Sendable {
-    let path: String
+    let root: String
+    let jobID: JobID
+    let attempt: Int
 
     init(root: String, jobID: JobID, attempt: Int) {
-        path = "\(root)/\(jobID.rawValue)-\(attempt)"
+        self.root = root
+        self.jobID = jobID
+        self.attempt = attempt
     }
 
+    var path: String { Self.path(root: root, jobID: jobID, attempt: attempt) }
     var base: String { path + "/base" }
     var work: String { path + "/work" }
     var home: String { path + "/home" }
     var scratch: String { path + "/scratch" }
 
-    /// Creates the directories, first removing what earlier attempts of the same job left
-    /// behind (a worker killed mid-job cannot clean up after itself).
+    static func path(root: String, jobID: JobID, attempt: Int) -> String {
+        "\(root)/\(jobID.rawValue)-\(attempt)"
+    }
+
+    /// Creates the directories (mode 0700), first removing what earlier attempts of the same
+    /// job left behind (a worker killed mid-job cannot clean up after itself).
     func create() throws {
-        let parent = (path as NSString).deletingLastPathComponent
-        let prefix = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        let jobPrefix = String(prefix[..<(prefix.lastIndex(of: "-") ?? prefix.endIndex)]) + "-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(jobPrefix) {
-            try? FileManager.default.removeItem(atPath: parent + "/" + entry)
+        for earlier in 1..<max(1, attempt) {
+            try? FileManager.default.removeItem(atPath: Self.path(root: root, jobID: jobID, attempt: earlier))
         }
-        for directory in [path, home, scratch] {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+        remove()
+        for directory in [path, home, scratch] where mkdir(directory, 0o700) != 0 {
+            throw JobError(.internal, "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
     }
 

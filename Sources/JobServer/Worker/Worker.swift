@@ -48,6 +48,7 @@ public struct Worker: Service {
         let feed = store.changes
         while !shutdown.isSet, !Task.isCancelled {
             let generation = feed.generation(of: .queue)
+            let cancelGeneration = feed.generation(of: .cancel)
             let job: JobRecord?
             do {
                 job = try await store.claim(owner: owner, lease: configuration.lease)
@@ -70,7 +71,7 @@ public struct Worker: Service {
                     guard !Task.isCancelled else { return }
                     interruption.release()
                 }
-                await runner.run(job, owner: owner, interruption: interruption)
+                await runner.run(job, owner: owner, cancelGeneration: cancelGeneration, interruption: interruption)
                 group.cancelAll()
             }
         }
