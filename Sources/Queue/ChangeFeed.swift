@@ -15,6 +15,10 @@ public protocol ChangeFeed: Sendable {
 
     /// Tells every process that the channel changed. Engines call this after their commit.
     func notify(_ channel: ChangeChannel)
+
+    /// Notifies a channel that will not change again (a finished job's events) for the last
+    /// time and releases what it holds, so finished jobs leave nothing behind.
+    func retire(_ channel: ChangeChannel)
 }
 
 /// What a `ChangeFeed` wake-up is about.

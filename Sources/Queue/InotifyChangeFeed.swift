@@ -105,6 +105,11 @@ public final class InotifyChangeFeed: ChangeFeed {
         }
     }
 
+    public func retire(_ channel: ChangeChannel) {
+        notify(channel)
+        _ = unlink(directory + "/" + channel.fileName)
+    }
+
     // MARK: - Waiting
 
     /// Suspends until the channel moves past `generation` (true) or the task is cancelled (false).

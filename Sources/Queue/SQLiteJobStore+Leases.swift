@@ -52,7 +52,7 @@ extension SQLiteJobStore {
             try next.update(db)
             return next
         }
-        feed.notify(.events(id))
+        announceEvents(of: next)
         if next.status == .queued { feed.notify(.queue) }
         return next
     }
@@ -71,7 +71,7 @@ extension SQLiteJobStore {
             return next
         }
         if next.status == .queued { feed.notify(.queue) }
-        feed.notify(.events(id))
+        announceEvents(of: next)
     }
 
     @discardableResult
@@ -95,7 +95,7 @@ extension SQLiteJobStore {
         guard let change else { return nil }
         if change.before != change.after {
             if change.after.status == .running { feed.notify(.cancel) }
-            feed.notify(.events(id))
+            announceEvents(of: change.after)
         }
         return change.after
     }
@@ -130,6 +130,16 @@ extension SQLiteJobStore {
     /// Wakes workers for requeued jobs and subscribers of jobs that ended.
     func announce(_ recovery: Recovery) {
         if !recovery.requeued.isEmpty { feed.notify(.queue) }
-        for id in recovery.requeued + recovery.ended { feed.notify(.events(id)) }
+        for id in recovery.requeued { feed.notify(.events(id)) }
+        for id in recovery.ended { feed.retire(.events(id)) }
+    }
+
+    /// Wakes the job's event subscribers; once the job is terminal its channel is retired.
+    func announceEvents(of job: JobRecord) {
+        if job.status.isTerminal {
+            feed.retire(.events(job.id))
+        } else {
+            feed.notify(.events(job.id))
+        }
     }
 }
