@@ -187,3 +187,10 @@ struct TarFailure: Error, CustomStringConvertible {
     var status: Int32
     var description: String { "tar \(arguments.joined(separator: " ")) exited with \(status)" }
 }
+
+/// Header names used by the API.
+enum AuthHeader {
+    static let apiKey = HTTPField.Name("x-api-key")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+}

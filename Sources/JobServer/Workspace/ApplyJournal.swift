@@ -131,7 +131,7 @@ struct ApplyJournal: Codable, Sendable, Hashable {
             let tmp = try locked.tmpDirectory()
             try tmp.removeTree(staging)
             let directory = try locked.userDirectory.openOrMakeDirectory(WorkspaceLayout.journal)
-            do { try directory.remove(ApplyJournal.fileName(locked.project)) } catch let error as SystemCallError where error.code == ENOENT { _ = error }
+            do { try directory.remove(ApplyJournal.fileName(locked.project)) } catch let error as FileSystemError where error.code == ENOENT { _ = error }
             try directory.sync()
         }
     }
@@ -141,7 +141,7 @@ struct ApplyJournal: Codable, Sendable, Hashable {
         let directory = try parent.openDirectory(name)
         for raw in try directory.rawEntryNames() {
             guard let child = String(validating: raw, as: UTF8.self), try directory.status(of: child)?.kind == .directory else {
-                throw SystemCallError(call: "rmdir", path: directory.path, code: ENOTEMPTY)
+                throw FileSystemError(call: "rmdir", path: directory.path, code: ENOTEMPTY)
             }
             try removeEmptyDirectory(directory, child)
         }

@@ -10,7 +10,7 @@ import Darwin
 ///
 /// Low-level workspace code throws this typed error; the store turns it into a `JobError`
 /// with the right code (`WorkspaceErrors.map`) at its boundary.
-public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct FileSystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The system call that failed (`"openat"`).
     public let call: String
     /// The path it was applied to, relative to the workspace when possible.
@@ -83,13 +83,13 @@ struct FileStatus: Sendable, Hashable {
 enum Syscall {
     /// Runs `body` until it does not fail with `EINTR`; a negative result becomes a typed error.
     @discardableResult
-    static func retrying<R: BinaryInteger>(_ call: String, _ path: String, _ body: () -> R) throws(SystemCallError) -> R {
+    static func retrying<R: BinaryInteger>(_ call: String, _ path: String, _ body: () -> R) throws(FileSystemError) -> R {
         while true {
             let result = body()
             if result >= 0 { return result }
             let code = errno
             if code == EINTR { continue }
-            throw SystemCallError(call: call, path: path, code: code)
+            throw FileSystemError(call: call, path: path, code: code)
         }
     }
 }
@@ -116,7 +116,7 @@ final class Descriptor {
 
     /// Opens an absolute directory path. Only used for trusted, server-made roots; the last
     /// component still must not be a symlink.
-    static func openDirectory(absolute: String, display: String = "") throws(SystemCallError) -> Descriptor {
+    static func openDirectory(absolute: String, display: String = "") throws(FileSystemError) -> Descriptor {
         let fd = try Syscall.retrying("open", display.isEmpty ? absolute : display) {
             open(absolute, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         }
@@ -124,7 +124,7 @@ final class Descriptor {
     }
 
     /// `lstat` of an entry of this directory; `nil` when it does not exist.
-    func status(of name: String) throws(SystemCallError) -> FileStatus? {
+    func status(of name: String) throws(FileSystemError) -> FileStatus? {
         var st = stat()
         do {
             try Syscall.retrying("fstatat", child(name)) { fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) }
@@ -136,14 +136,14 @@ final class Descriptor {
     }
 
     /// `fstat` of this descriptor.
-    func status() throws(SystemCallError) -> FileStatus {
+    func status() throws(FileSystemError) -> FileStatus {
         var st = stat()
         try Syscall.retrying("fstat", path) { fstat(fd, &st) }
         return FileStatus(st)
     }
 
     /// Opens a subdirectory without following a symlink (`ELOOP`/`ENOTDIR` when it is one).
-    func openDirectory(_ name: String) throws(SystemCallError) -> Descriptor {
+    func openDirectory(_ name: String) throws(FileSystemError) -> Descriptor {
         let fd = try Syscall.retrying("openat", child(name)) {
             openat(self.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         }
@@ -151,7 +151,7 @@ final class Descriptor {
     }
 
     /// Opens an entry for reading without following a symlink and without blocking on a FIFO.
-    func openForReading(_ name: String) throws(SystemCallError) -> Descriptor {
+    func openForReading(_ name: String) throws(FileSystemError) -> Descriptor {
         let fd = try Syscall.retrying("openat", child(name)) {
             openat(self.fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         }
@@ -159,7 +159,7 @@ final class Descriptor {
     }
 
     /// Creates a new file (`O_EXCL`: never reuses or follows an existing entry).
-    func createFile(_ name: String, permissions: UInt32) throws(SystemCallError) -> Descriptor {
+    func createFile(_ name: String, permissions: UInt32) throws(FileSystemError) -> Descriptor {
         let fd = try Syscall.retrying("openat", child(name)) {
             openat(self.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions))
         }
@@ -167,7 +167,7 @@ final class Descriptor {
     }
 
     /// Opens (creating if needed) a file for locking or rewriting, never through a symlink.
-    func openOrCreate(_ name: String, permissions: UInt32) throws(SystemCallError) -> Descriptor {
+    func openOrCreate(_ name: String, permissions: UInt32) throws(FileSystemError) -> Descriptor {
         let fd = try Syscall.retrying("openat", child(name)) {
             openat(self.fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions))
         }
@@ -176,7 +176,7 @@ final class Descriptor {
 
     /// Creates a subdirectory; `false` when something already exists under that name.
     @discardableResult
-    func makeDirectory(_ name: String, permissions: UInt32 = 0o755) throws(SystemCallError) -> Bool {
+    func makeDirectory(_ name: String, permissions: UInt32 = 0o755) throws(FileSystemError) -> Bool {
         do {
             try Syscall.retrying("mkdirat", child(name)) { mkdirat(fd, name, mode_t(permissions)) }
             return true
@@ -187,7 +187,7 @@ final class Descriptor {
     }
 
     /// Opens a subdirectory, creating it first when missing.
-    func openOrMakeDirectory(_ name: String) throws(SystemCallError) -> Descriptor {
+    func openOrMakeDirectory(_ name: String) throws(FileSystemError) -> Descriptor {
         do {
             return try openDirectory(name)
         } catch where error.code == ENOENT {
@@ -197,18 +197,18 @@ final class Descriptor {
     }
 
     /// Removes an entry (a file or symlink, or an empty directory when `directory`).
-    func remove(_ name: String, directory: Bool = false) throws(SystemCallError) {
+    func remove(_ name: String, directory: Bool = false) throws(FileSystemError) {
         try Syscall.retrying("unlinkat", child(name)) { unlinkat(fd, name, directory ? AT_REMOVEDIR : 0) }
     }
 
     /// Renames an entry of this directory into `target` (atomic replace of a file).
-    func rename(_ name: String, to target: Descriptor, as newName: String) throws(SystemCallError) {
+    func rename(_ name: String, to target: Descriptor, as newName: String) throws(FileSystemError) {
         try Syscall.retrying("renameat", target.child(newName)) { renameat(fd, name, target.fd, newName) }
     }
 
     /// Atomically swaps two entries (`renameat2(RENAME_EXCHANGE)`); `false` when the kernel or
     /// C library does not offer it.
-    func exchange(_ name: String, with target: Descriptor, _ otherName: String) throws(SystemCallError) -> Bool {
+    func exchange(_ name: String, with target: Descriptor, _ otherName: String) throws(FileSystemError) -> Bool {
         #if os(Linux)
         typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return false }
@@ -226,36 +226,36 @@ final class Descriptor {
     }
 
     /// Flushes file (or directory entry) changes to stable storage.
-    func sync() throws(SystemCallError) {
+    func sync() throws(FileSystemError) {
         try Syscall.retrying("fsync", path) { fsync(fd) }
     }
 
-    func setPermissions(_ permissions: UInt32) throws(SystemCallError) {
+    func setPermissions(_ permissions: UInt32) throws(FileSystemError) {
         try Syscall.retrying("fchmod", path) { fchmod(fd, mode_t(permissions)) }
     }
 
     /// Reads up to `buffer.count` bytes; 0 at end of file.
-    func read(into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
+    func read(into buffer: inout [UInt8]) throws(FileSystemError) -> Int {
         try Syscall.retrying("read", path) {
             buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress, raw.count) }
         }
     }
 
     /// Reads to end of file; fails with `EFBIG` past `limit` bytes.
-    func readAll(limit: Int) throws(SystemCallError) -> [UInt8] {
+    func readAll(limit: Int) throws(FileSystemError) -> [UInt8] {
         var result: [UInt8] = []
         let chunk = 64 * 1024
         var buffer = [UInt8](repeating: 0, count: chunk)
         while true {
             let count = try read(into: &buffer)
             if count == 0 { return result }
-            if result.count + count > limit { throw SystemCallError(call: "read", path: path, code: EFBIG) }
+            if result.count + count > limit { throw FileSystemError(call: "read", path: path, code: EFBIG) }
             result.append(contentsOf: buffer[0..<count])
         }
     }
 
     /// Writes every byte, retrying short writes.
-    func writeAll(_ bytes: some Collection<UInt8>) throws(SystemCallError) {
+    func writeAll(_ bytes: some Collection<UInt8>) throws(FileSystemError) {
         let array = Array(bytes)
         var offset = 0
         while offset < array.count {
@@ -267,12 +267,12 @@ final class Descriptor {
     }
 
     /// Raw names in this directory (without `.` and `..`), sorted by bytes.
-    func rawEntryNames() throws(SystemCallError) -> [[UInt8]] {
+    func rawEntryNames() throws(FileSystemError) -> [[UInt8]] {
         let copy = try Syscall.retrying("dup", path) { dup(fd) }
         guard let dir = fdopendir(copy) else {
             let code = errno
             _ = close(copy)
-            throw SystemCallError(call: "fdopendir", path: path, code: code)
+            throw FileSystemError(call: "fdopendir", path: path, code: code)
         }
         defer { closedir(dir) }
         rewinddir(dir)
@@ -280,7 +280,7 @@ final class Descriptor {
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
-                if errno != 0 { throw SystemCallError(call: "readdir", path: path, code: errno) }
+                if errno != 0 { throw FileSystemError(call: "readdir", path: path, code: errno) }
                 break
             }
             let bytes: [UInt8] = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -295,7 +295,7 @@ final class Descriptor {
 
     /// Removes the entry with a raw (possibly non-UTF-8) name and, for a directory, everything
     /// below it; never follows symlinks (a symlink is unlinked itself).
-    func removeTree(rawName: [UInt8]) throws(SystemCallError) {
+    func removeTree(rawName: [UInt8]) throws(FileSystemError) {
         let cName = rawName.map { CChar(bitPattern: $0) } + [0]
         let display = path.isEmpty ? String(decoding: rawName, as: UTF8.self) : path + "/" + String(decoding: rawName, as: UTF8.self)
         var st = stat()
@@ -317,12 +317,12 @@ final class Descriptor {
     }
 
     /// Removes `name` and everything below it (see `removeTree(rawName:)`).
-    func removeTree(_ name: String) throws(SystemCallError) {
+    func removeTree(_ name: String) throws(FileSystemError) {
         try removeTree(rawName: Array(name.utf8))
     }
 
     /// Holds an exclusive `flock` until this descriptor closes.
-    func lockExclusive() throws(SystemCallError) {
+    func lockExclusive() throws(FileSystemError) {
         try Syscall.retrying("flock", path) { flock(fd, LOCK_EX) }
     }
 }

@@ -102,7 +102,7 @@ public struct WorkspaceStore: Sendable {
             }
             let rootDirectory = try Descriptor.openDirectory(absolute: root, display: "")
             return try create ? rootDirectory.openOrMakeDirectory(name) : rootDirectory.openDirectory(name)
-        } catch let error as SystemCallError where error.code == ENOENT {
+        } catch let error as FileSystemError where error.code == ENOENT {
             throw JobError(.notFound, "no projects yet")
         } catch {
             throw WorkspaceErrors.map(any: error)

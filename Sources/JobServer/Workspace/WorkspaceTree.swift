@@ -10,7 +10,7 @@ import Queue
 /// Turns low-level failures into the service's `JobError`s.
 enum WorkspaceErrors {
     /// Maps a failed system call on the workspace-relative `path` to a `JobError`.
-    static func map(_ error: SystemCallError, path: String? = nil) -> JobError {
+    static func map(_ error: FileSystemError, path: String? = nil) -> JobError {
         let shown = WorkspacePathText.quoted(path ?? error.path)
         let details: JSONValue = .object(["path": .string(path ?? error.path)])
         switch error.code {
@@ -31,7 +31,7 @@ enum WorkspaceErrors {
     /// Passes a `JobError` through and maps anything else.
     static func map(any error: any Error, path: String? = nil) -> JobError {
         if let error = error as? JobError { return error }
-        if let error = error as? SystemCallError { return map(error, path: path) }
+        if let error = error as? FileSystemError { return map(error, path: path) }
         return JobError(.internal, "workspace operation failed: \(error)")
     }
 
@@ -122,7 +122,7 @@ enum WorkspaceTree {
             return try file.readAll(limit: limit)
         } catch let error as JobError {
             throw error
-        } catch let error as SystemCallError {
+        } catch let error as FileSystemError {
             if error.code == ELOOP {
                 throw JobError(.fileAccess, "\(WorkspacePathText.quoted(display)) is a symbolic link; symbolic links are never followed",
                                details: .object(["path": .string(display)]))
