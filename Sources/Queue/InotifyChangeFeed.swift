@@ -6,7 +6,7 @@ import Glibc
 
 /// A `ChangeFeed` shared by every process on the host, built on Linux inotify.
 ///
-/// Each channel is a file in one directory (`queue`, `cancel`, `events-<job id>`). `notify`
+/// Each channel is a file in one directory (`queue`, `cancel`, `accounts`, `events-<job id>`). `notify`
 /// writes one byte to the channel's file, which makes the kernel deliver `IN_MODIFY` to every
 /// process watching the directory — including this one. Each process runs one reader thread
 /// blocked in `poll()` on its inotify descriptor; on an event it bumps the channel's

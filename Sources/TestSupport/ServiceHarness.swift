@@ -82,13 +82,14 @@ public final class ServiceHarness: @unchecked Sendable {
     /// Starts a worker process running agents unsandboxed against the scripted model.
     @discardableResult
     public func startWorker(concurrency: Int = 2, leaseSeconds: Int = 30, heartbeatSeconds: Double = 1,
-                            graceSeconds: Int = 10, extraEnvironment: [String: String] = [:]) throws -> Process {
+                            graceSeconds: Int = 10, apiKey: String? = "sk-test-harness",
+                            extraEnvironment: [String: String] = [:]) throws -> Process {
         var environment = [
             "ANTHROPIC_BASE_URL": modelBaseURL,
-            "ANTHROPIC_API_KEY": "sk-test-harness",
             "CLAUDE_CODE_MAX_RETRIES": "0",
             "JOBSERVER_CLAUDE_PATH": ClaudeCLI.path(),
         ]
+        if let apiKey { environment["ANTHROPIC_API_KEY"] = apiKey }
         environment.merge(extraEnvironment) { _, new in new }
         let process = try spawn([
             "worker", "--concurrency", String(concurrency), "--lease-seconds", String(leaseSeconds),

@@ -61,6 +61,21 @@ struct EndToEndFailureTests {
         #expect(job["error"]?["details"]?["upstream_status"]?.intValue == status)
     }
 
+    @Test func workerWithoutAnAPIKeyFailsJobsWithE005() async throws {
+        try await withScriptedModelServer { model in
+            try await withServiceHarness(model: model) { harness in
+                let token = try harness.createUser("u")
+                try await harness.startServer()
+                try harness.startWorker(apiKey: nil)
+                let id = try await E2E.submit(harness, token: token, ["type": "generate", "project": "p", "prompt": "x"])
+                let job = try await harness.waitForJob(id, token: token)
+                #expect(job["error"]?["code"]?.stringValue == "E005", "\(job)")
+                #expect(job["error"]?["message"]?.stringValue?.contains("ANTHROPIC_API_KEY") == true)
+                #expect(model.requests.isEmpty, "the CLI never reached the model")
+            }
+        }
+    }
+
     @Test func cancelWhileQueuedAndWhileRunning() async throws {
         try await withScriptedModelServer { model in
             model.register([.hang], as: "hang")

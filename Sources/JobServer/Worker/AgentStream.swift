@@ -60,6 +60,11 @@ enum AgentOutcome {
             if let status = result["api_error_status"]?.intValue {
                 return apiFailure(status: status, message: message)
             }
+            if isError, message.hasPrefix("Not logged in") {
+                // The CLI found no credentials at all: the worker has no API key configured.
+                return JobError(.apiError, "the agent has no model credentials: set ANTHROPIC_API_KEY for the worker",
+                                details: .object(["upstream": .string("not_logged_in")]))
+            }
             if subtype == "error_max_turns" {
                 return JobError(.agentError, "the agent reached its turn limit before finishing",
                                 details: .object(["subtype": .string(subtype), "turns": result["num_turns"] ?? .null]))
