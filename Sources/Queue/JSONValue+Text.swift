@@ -36,8 +36,9 @@ extension JSONValue {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Appends the compact, key-sorted JSON text of this value.
-    public func write(to output: inout [UInt8]) {
+    /// Appends the compact JSON text of this value; keys are sorted unless `sortedKeys` is
+    /// false (answers need no stable order, hashes and stored payloads do).
+    public func write(to output: inout [UInt8], sortedKeys: Bool = true) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
@@ -47,16 +48,23 @@ extension JSONValue {
             output.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
                 if index > 0 { output.append(UInt8(ascii: ",")) }
-                item.write(to: &output)
+                item.write(to: &output, sortedKeys: sortedKeys)
             }
             output.append(UInt8(ascii: "]"))
         case .object(let object):
             output.append(UInt8(ascii: "{"))
-            for (index, key) in object.keys.sorted().enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
+            var first = true
+            func member(_ key: String, _ value: JSONValue) {
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
                 Self.writeString(key, to: &output)
                 output.append(UInt8(ascii: ":"))
-                object[key, default: .null].write(to: &output)
+                value.write(to: &output, sortedKeys: sortedKeys)
+            }
+            if sortedKeys {
+                for key in object.keys.sorted() { member(key, object[key, default: .null]) }
+            } else {
+                for (key, value) in object { member(key, value) }
             }
             output.append(UInt8(ascii: "}"))
         }

@@ -202,6 +202,9 @@ enum JSONBody {
     static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText())))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024)
+        value.write(to: &bytes, sortedKeys: false)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }
