@@ -107,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QueueTests",
-            dependencies: ["Queue", "TestSupport"],
+            dependencies: ["Queue", "Sandbox", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
