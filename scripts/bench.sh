@@ -125,6 +125,7 @@ done
 
 # --- summary ---------------------------------------------------------------------------------
 huey_submit=$(value "$WORK/huey.out" huey_enqueue_per_s)
+huey_submit_default=$(value "$WORK/huey.out" huey_enqueue_default_per_s)
 huey_e2e=$(value "$WORK/huey.out" huey_e2e_per_s)
 ours_submit=$(value "$WORK/submit.out" submit_jobs_per_s)
 ours_accepted=$(value "$WORK/submit.out" accepted)
@@ -135,12 +136,13 @@ p99=$(value "$WORK/latency.out" latency_p99_ms)
 
 echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
-awk -v hs="$huey_submit" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
+awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
     -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" '
 function verdict(ok) { return ok ? "met" : "MISSED" }
 BEGIN {
     printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "submission (jobs/s)", os, hs, os / hs, ">=1.5x", verdict(os / hs >= 1.5)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  vs huey default (FULL)", os, hd, os / hd, ">=1.5x", verdict(os / hd >= 1.5)
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "end-to-end no-op (jobs/s)", oe, he, oe / he, ">=4x", verdict(oe / he >= 4)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
