@@ -13,7 +13,7 @@ build: setup
 run: setup
 	./scripts/run.sh
 
-test: setup
+test:
 	./scripts/test.sh
 
 bench: setup
