@@ -28,7 +28,7 @@ public final class ServiceHarness: @unchecked Sendable {
 
     /// Runs a `jobserver` admin command to completion and returns its standard output.
     @discardableResult
-    public func admin(_ arguments: [String]) throws -> String {
+    public func admin(_ arguments: [String]) async throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments + ["--data", dataDirectory]
@@ -36,8 +36,9 @@ public final class ServiceHarness: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        await Self.waitForExit(process)
+        // Admin output is a few lines: it sits in the pipe's buffer until the process is gone.
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
             throw HarnessError("jobserver \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
@@ -46,8 +47,8 @@ public final class ServiceHarness: @unchecked Sendable {
     }
 
     /// Creates a user and returns its API token.
-    public func createUser(_ name: String) throws -> String {
-        let output = try admin(["user", "create", name])
+    public func createUser(_ name: String) async throws -> String {
+        let output = try await admin(["user", "create", name])
         guard let token = output.split(separator: "\n").last.map(String.init), token.hasPrefix("js_") else {
             throw HarnessError("no token in: \(output)")
         }
@@ -73,10 +74,19 @@ public final class ServiceHarness: @unchecked Sendable {
     }
 
     /// Kills the API server with SIGKILL (for crash tests) and waits for it to exit.
-    public func killServer() {
+    public func killServer() async {
         guard let process = lock.withLock({ server }) else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        await Self.waitForExit(process)
+    }
+
+    /// Waits for a child process to exit without blocking a thread of the cooperative pool:
+    /// the scripted model server and the HTTP client of the same test run on those threads,
+    /// and a process under test may need them to finish.
+    public static func waitForExit(_ process: Process) async {
+        while process.isRunning {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Starts a worker process running agents unsandboxed against the scripted model.
@@ -101,10 +111,10 @@ public final class ServiceHarness: @unchecked Sendable {
     }
 
     /// Stops everything this harness started, by pid.
-    public func shutdown() {
+    public func shutdown() async {
         let processes = lock.withLock { (server.map { [$0] } ?? []) + workers }
         for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        for process in processes { process.waitUntilExit() }
+        for process in processes { await Self.waitForExit(process) }
     }
 
     private func spawn(_ arguments: [String], environment: [String: String]) throws -> Process {
@@ -198,10 +208,10 @@ public func withServiceHarness<T>(
         let harness = ServiceHarness(dataDirectory: directory, modelBaseURL: model.baseURL)
         do {
             let result = try await body(harness)
-            harness.shutdown()
+            await harness.shutdown()
             return result
         } catch {
-            harness.shutdown()
+            await harness.shutdown()
             throw error
         }
     }

@@ -10,7 +10,7 @@ struct DurabilityTests {
     @Test func everyAcknowledgedSubmissionSurvivesKillingTheServer() async throws {
         try await withScriptedModelServer { model in
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("burst")
+                let token = try await harness.createUser("burst")
                 try await harness.startServer()
                 let acknowledged = Locked<[String]>([])
                 let killed = Locked(false)
@@ -35,7 +35,7 @@ struct DurabilityTests {
                     while acknowledged.value.count < killAfter, ContinuousClock.now < deadline {
                         try await Task.sleep(for: .milliseconds(1))
                     }
-                    harness.killServer()
+                    await harness.killServer()
                     killed.withLock { $0 = true }
                     try await group.waitForAll()
                 }

@@ -13,7 +13,7 @@ struct EndToEndFailureTests {
         try await withScriptedModelServer { model in
             model.register(script, as: "s")
             return try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("u")
+                let token = try await harness.createUser("u")
                 try await harness.startServer()
                 try harness.startWorker()
                 let id = try await E2E.submit(harness, token: token, [
@@ -64,7 +64,7 @@ struct EndToEndFailureTests {
     @Test func workerWithoutAnAPIKeyFailsJobsWithE005() async throws {
         try await withScriptedModelServer { model in
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("u")
+                let token = try await harness.createUser("u")
                 try await harness.startServer()
                 try harness.startWorker(apiKey: nil)
                 let id = try await E2E.submit(harness, token: token, ["type": "generate", "project": "p", "prompt": "x"])
@@ -80,7 +80,7 @@ struct EndToEndFailureTests {
         try await withScriptedModelServer { model in
             model.register([.hang], as: "hang")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("u")
+                let token = try await harness.createUser("u")
                 try await harness.startServer()
                 // No worker yet: the job stays queued and is cancelled at once.
                 let queued = try await E2E.submit(harness, token: token, ["type": "generate", "project": "p", "prompt": "x"])
@@ -115,7 +115,7 @@ struct EndToEndFailureTests {
                 ModelTurn.text("finished").delay(.seconds(3)),
             ], as: "slow")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("u")
+                let token = try await harness.createUser("u")
                 try await harness.startServer()
                 let first = try harness.startWorker(leaseSeconds: 2, heartbeatSeconds: 0.5)
                 let id = try await E2E.submit(harness, token: token, [
@@ -124,7 +124,7 @@ struct EndToEndFailureTests {
                 try await harness.waitForStatus(id, "running", token: token)
                 try await Task.sleep(for: .milliseconds(700))
                 kill(first.processIdentifier, SIGKILL)
-                first.waitUntilExit()
+                await ServiceHarness.waitForExit(first)
                 // The dead worker's agent dies with it (parent-death signal).
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(Self.processes(withCwdUnder: harness.dataDirectory + "/runs").isEmpty)

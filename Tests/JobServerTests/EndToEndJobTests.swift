@@ -32,7 +32,7 @@ struct EndToEndJobTests {
                 ModelTurn.text("Created src/hello.py.").usage(input: 1400, output: 10),
             ], as: "generate")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("alice")
+                let token = try await harness.createUser("alice")
                 try await harness.startServer()
                 try harness.startWorker()
                 let id = try await Self.submit(harness, token: token, [
@@ -82,7 +82,7 @@ struct EndToEndJobTests {
             ]
             model.register(edit, as: "refactor")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("bob")
+                let token = try await harness.createUser("bob")
                 try await harness.startServer()
                 try harness.startWorker()
                 try await Self.putFile(harness, token: token, project: "lib", path: "app.py", "def f(x):\n    return x * x\n")
@@ -134,7 +134,7 @@ struct EndToEndJobTests {
                 """),
             ], as: "review")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("carol")
+                let token = try await harness.createUser("carol")
                 try await harness.startServer()
                 try harness.startWorker()
                 try await Self.putFile(harness, token: token, project: "billing", path: "pay.py",
@@ -175,7 +175,7 @@ struct EndToEndJobTests {
                 ModelTurn.text("edited").delay(.seconds(2)),
             ], as: "slow-edit")
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("dave")
+                let token = try await harness.createUser("dave")
                 try await harness.startServer()
                 try harness.startWorker()
                 try await Self.putFile(harness, token: token, project: "p", path: "a.txt", "one\n")

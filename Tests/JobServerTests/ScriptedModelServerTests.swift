@@ -274,7 +274,9 @@ struct ScriptedModelServerTests {
             #expect(try await eventually { server.pendingRequestCount == 1 })
             return client
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The hang lasts an hour: returning within a minute means the server did not wait for
+        // it (a loose bound, robust to a loaded machine).
+        #expect(ContinuousClock.now - started < .seconds(60))
         try? await client.shutdown()
     }
 }

@@ -10,18 +10,18 @@ struct TokenRevocationTests {
     @Test func revokingInAnotherProcessTakesEffectImmediately() async throws {
         try await withScriptedModelServer { model in
             try await withServiceHarness(model: model) { harness in
-                let token = try harness.createUser("alice")
-                let second = try harness.admin(["token", "create", "alice", "--label", "second"])
+                let token = try await harness.createUser("alice")
+                let second = try await harness.admin(["token", "create", "alice", "--label", "second"])
                     .split(separator: "\n").last.map(String.init) ?? ""
                 try await harness.startServer()
                 // Both tokens work, and the server has now cached both.
                 #expect(try await harness.request("GET", "/v1/jobs", token: token).status == 200)
                 #expect(try await harness.request("GET", "/v1/jobs", token: second).status == 200)
 
-                let listing = try harness.admin(["token", "list", "alice"])
+                let listing = try await harness.admin(["token", "list", "alice"])
                 let secondID = try #require(listing.split(separator: "\n")
                     .first { $0.contains("\tsecond\t") }?.split(separator: "\t").first.map(String.init))
-                try harness.admin(["token", "revoke", secondID])
+                try await harness.admin(["token", "revoke", secondID])
 
                 // The revocation's notification reaches the server within moments; the cache's
                 // 30 s lifetime is only the backstop for a lost notification.
