@@ -34,7 +34,7 @@ struct RunDirectory: Sendable {
     /// job left behind (a worker killed mid-job cannot clean up after itself).
     func create() throws {
         for earlier in 1..<max(1, attempt) {
-            try? FileManager.default.removeItem(atPath: Self.path(root: root, jobID: jobID, attempt: earlier))
+            Self.removeIfPresent(Self.path(root: root, jobID: jobID, attempt: earlier))
         }
         remove()
         for directory in [path, home, scratch] where mkdir(directory, 0o700) != 0 {
@@ -43,6 +43,13 @@ struct RunDirectory: Sendable {
     }
 
     func remove() {
+        Self.removeIfPresent(path)
+    }
+
+    /// Removes a directory tree if it exists. Usually nothing is there (this runs on every job
+    /// start), and a plain existence check is much cheaper than a failed `removeItem`.
+    private static func removeIfPresent(_ path: String) {
+        guard access(path, F_OK) == 0 else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 }
