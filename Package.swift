@@ -42,7 +42,11 @@ let package = Package(
             path: "Sources/Sandbox/Launcher",
             // A C program, linked statically and without the Swift runtime SwiftPM adds by
             // default (see the end of main.c): it starts on every job, so its start-up counts.
-            linkerSettings: [.unsafeFlags(["-static-executable"])]
+            // libseccomp builds the filter, libcap drops capabilities (DESIGN §6).
+            linkerSettings: [
+                .linkedLibrary("seccomp"), .linkedLibrary("cap"),
+                .unsafeFlags(["-static-executable"]),
+            ]
         ),
         .target(
             name: "Sandbox",
@@ -98,6 +102,11 @@ let package = Package(
             ],
             path: "Benchmarks/JobServerBench",
             swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sandbox-probe",
+            path: "Tests/SandboxProbe",
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         .executableTarget(
             name: "store-probe",

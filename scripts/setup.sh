@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 CLAUDE_SDK_VERSION=0.2.187
 TOOLS="$PWD/.tools"
-APT_PACKAGES=(libsqlite3-dev libseccomp-dev libcap-dev zlib1g-dev git python3 python3-pip util-linux procps)
+APT_PACKAGES=(libsqlite3-dev libseccomp-dev libcap-dev zlib1g-dev git python3 python3-pip util-linux procps bubblewrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
