@@ -115,6 +115,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SandboxTests",
+            dependencies: ["Sandbox", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "QueueTests",
             dependencies: ["Queue", "Sandbox", "TestSupport"],
             swiftSettings: swiftSettings

@@ -19,11 +19,15 @@ public struct LaunchRequest: Sendable, Hashable {
     /// A directory private to this job for the launcher's own files (rusage report).
     public var scratch: String
     public var limits: ResourceLimits
+    /// Where this job's model gateway listens; the launcher points the agent's
+    /// `ANTHROPIC_BASE_URL` at it the way its isolation allows. `nil`: no gateway (the
+    /// environment's `ANTHROPIC_BASE_URL`, if any, is used as it is).
+    public var modelGateway: ModelGatewayAddress?
 
     public init(
         jobID: String, userKey: String, executable: String, arguments: [String],
         environment: [String: String], workspace: String, home: String, scratch: String,
-        limits: ResourceLimits = ResourceLimits()
+        limits: ResourceLimits = ResourceLimits(), modelGateway: ModelGatewayAddress? = nil
     ) {
         self.jobID = jobID
         self.userKey = userKey
@@ -34,6 +38,20 @@ public struct LaunchRequest: Sendable, Hashable {
         self.home = home
         self.scratch = scratch
         self.limits = limits
+        self.modelGateway = modelGateway
+    }
+}
+
+/// How a job's model gateway can be reached from the host.
+public struct ModelGatewayAddress: Sendable, Hashable {
+    /// A Unix socket: what the sandbox binds in and forwards to from 127.0.0.1 inside.
+    public var socketPath: String?
+    /// A TCP port on 127.0.0.1: what an unsandboxed agent connects to.
+    public var port: Int?
+
+    public init(socketPath: String? = nil, port: Int? = nil) {
+        self.socketPath = socketPath
+        self.port = port
     }
 }
 

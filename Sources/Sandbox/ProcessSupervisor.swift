@@ -49,10 +49,16 @@ public enum Termination: Sendable, Hashable {
 public struct ResourceUsage: Sendable, Hashable, Codable {
     public var cpuMs: Int64
     public var maxRSSBytes: Int64
+    /// The sandbox limit the job's cgroup reached (`"memory"`, `"pids"`), if any.
+    public var limit: String?
+    /// Whether cgroup limits were in force (a sandbox without delegated cgroups has rlimits only).
+    public var cgroup: Bool?
 
     enum CodingKeys: String, CodingKey {
         case cpuMs = "cpu_ms"
         case maxRSSBytes = "max_rss_bytes"
+        case limit
+        case cgroup
     }
 }
 

@@ -26,6 +26,24 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "UNSAFE, development only: run the agent as a plain child process with no sandbox.")
     var unsafeDirectAgent = false
 
+    @Option(help: "Sandbox cgroup limits: required (default as root), auto (where delegated; default otherwise) or off.")
+    var sandboxCgroups: SandboxConfiguration.CgroupMode?
+
+    @Option(help: "Memory of each job's sandbox, in MiB (cgroup; tmpfs counts too).")
+    var sandboxMemoryMb: UInt64 = 4096
+
+    @Option(help: "Processes and threads of each job's sandbox (cgroup).")
+    var sandboxPids: UInt64 = 512
+
+    @Option(help: "CPUs each job's sandbox may use (cgroup), e.g. 1.5; default unlimited.")
+    var sandboxCpus: Double?
+
+    @Option(help: "Size of the sandbox's /tmp, in MiB.")
+    var sandboxTmpMb: UInt64 = 512
+
+    @Option(help: "Size of the sandbox's $HOME, in MiB.")
+    var sandboxHomeMb: UInt64 = 256
+
     @Flag(help: "Keep each job's run directory under data/runs after it ends.")
     var keepRuns = false
 
@@ -35,12 +53,11 @@ struct WorkerCommand: AsyncParsableCommand {
         guard heartbeatSeconds > 0, heartbeatSeconds < Double(leaseSeconds) else {
             throw ValidationError("--heartbeat-seconds must be positive and shorter than the lease")
         }
-        guard unsafeDirectAgent else {
-            throw ValidationError("""
-                no sandbox launcher is available in this build; refusing to run agents without isolation. \
-                For development only, pass --unsafe-direct-agent to run the agent as a plain child process \
-                (it can read and write everything the worker can, and sees the real API key).
-                """)
+        if let cpus = sandboxCpus, !(cpus > 0 && cpus <= 1024) {
+            throw ValidationError("--sandbox-cpus must be positive")
+        }
+        guard sandboxMemoryMb >= 64, sandboxPids >= 16, sandboxTmpMb >= 1, sandboxHomeMb >= 1 else {
+            throw ValidationError("sandbox limits too small: --sandbox-memory-mb ≥ 64, --sandbox-pids ≥ 16, tmpfs sizes ≥ 1")
         }
     }
 
@@ -59,9 +76,23 @@ struct WorkerCommand: AsyncParsableCommand {
             claudePath: claudePath ?? WorkerConfiguration.defaultClaudePath(environment),
             upstreamBaseURL: environment["ANTHROPIC_BASE_URL"], apiKey: environment["ANTHROPIC_API_KEY"],
             agentEnvironment: agentEnvironment, keepRuns: keepRuns)
-        logger.warning("UNSAFE: agents run without a sandbox (--unsafe-direct-agent)")
-        let launcher = DirectLauncher(helperPath: HelperLocator.path(
-            of: "jobserver-launch", override: environment["JOBSERVER_LAUNCHER_PATH"]))
+        let helper = HelperLocator.path(of: "jobserver-launch", override: environment["JOBSERVER_LAUNCHER_PATH"])
+        let launcher: any AgentLauncher
+        if unsafeDirectAgent {
+            logger.warning("UNSAFE: agents run without a sandbox (--unsafe-direct-agent)")
+            launcher = DirectLauncher(helperPath: helper)
+        } else {
+            let sandbox = SandboxLauncher(helperPath: helper, configuration: SandboxConfiguration(
+                cgroups: sandboxCgroups, memoryBytes: sandboxMemoryMb << 20, maxProcesses: sandboxPids,
+                cpuMillis: sandboxCpus.map { UInt64($0 * 1000) }, tmpBytes: sandboxTmpMb << 20,
+                homeBytes: sandboxHomeMb << 20))
+            // Fail at start, with the reason, rather than fail every job with E006.
+            if let problem = await SandboxSelfCheck.run(sandbox) {
+                logger.error("the sandbox does not work on this host", metadata: ["reason": "\(problem)"])
+                throw ExitCode(78)  // EX_CONFIG
+            }
+            launcher = sandbox
+        }
         let worker = Worker(
             store: jobStore, workspaces: WorkspaceStore(root: data.workspaces), launcher: launcher,
             configuration: configuration, runsDirectory: data.runs, logger: logger)
@@ -71,3 +102,5 @@ struct WorkerCommand: AsyncParsableCommand {
         try await group.run()
     }
 }
+
+extension SandboxConfiguration.CgroupMode: ExpressibleByArgument {}

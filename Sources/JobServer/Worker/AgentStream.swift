@@ -1,5 +1,6 @@
 import Foundation
 import Queue
+import Sandbox
 
 /// Reads the CLI's stream-json output line by line: turns each line into an event and keeps
 /// what the outcome depends on (the `result` line, model API errors).
@@ -34,7 +35,7 @@ struct AgentStream: Sendable {
 /// Turns how the agent process ended into the job's completion (DESIGN §4 error codes).
 enum AgentOutcome {
     /// `nil` means the agent finished its task; otherwise the error the job fails with.
-    static func failure(stream: AgentStream, termination: ProcessEnd, stderrTail: String) -> JobError? {
+    static func failure(stream: AgentStream, termination: ProcessEnd, stderrTail: String, usage: ResourceUsage? = nil) -> JobError? {
         switch termination {
         case .wallClockTimeout(let seconds):
             return JobError(.timeout, "the job ran longer than its \(seconds) s limit",
@@ -52,6 +53,14 @@ enum AgentOutcome {
         }
         if case .exited(125) = termination, let line = stderrTail.split(separator: "\n").last(where: { $0.hasPrefix("jobserver-launch:") }) {
             return JobError(.sandboxViolation, String(line))
+        }
+        if case .signaled(SIGSYS) = termination {
+            return JobError(.sandboxViolation, "the sandbox killed the agent for a forbidden system call",
+                            details: .object(["signal": .number(Double(SIGSYS))]))
+        }
+        if let limit = usage?.limit, stream.result == nil || termination != .exited(0) {
+            return JobError(.resourceLimit, "the agent was stopped at the sandbox's \(limit) limit",
+                            details: .object(["limit": .string(limit)]))
         }
         if let result = stream.result {
             let isError = result["is_error"]?.boolValue ?? false

@@ -122,7 +122,7 @@ struct JobRunner: Sendable {
         let metrics = Self.metrics(job: job, report: report, stream: summary)
         if stopReason == .cancelled { return .complete(.cancelled(result: nil, metrics: metrics)) }
         let end = ProcessEnd(report.termination, limits: limits)
-        if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail) {
+        if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail, usage: report.usage) {
             let text = summary.result?["result"]?.stringValue
             return .complete(.failed(failure, result: text.map { .object(["text": .string($0)]) }, metrics: metrics))
         }

@@ -37,6 +37,8 @@ static struct {
     char failure[PATH_MAX + 128];
 } state;
 
+bool cgroup_enforced(void) { return state.active; }
+
 const char *cgroup_failure(void) { return state.failure[0] != '\0' ? state.failure : "unknown"; }
 
 static int failed(const char *what, const char *path) {

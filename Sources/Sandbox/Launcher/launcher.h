@@ -91,6 +91,7 @@ int cgroup_attach(pid_t pid);
 void cgroup_kill_all(void);
 void cgroup_finish(struct cgroup_report *report);
 const char *cgroup_failure(void);
+bool cgroup_enforced(void);
 
 // init.c: PID 1 of the sandbox.
 _Noreturn void sandbox_init(const struct options *options, int listen_fd, int status_fd, int sync_fd);

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -142,6 +143,40 @@ static size_t read_messages(int fd, char *buffer, size_t capacity) {
     return used;
 }
 
+static uid_t owner_uid;
+static gid_t owner_gid;
+
+static int hand_over(const char *path, const struct stat *info, int type, struct FTW *where) {
+    (void)info; (void)type; (void)where;
+    return lchown(path, owner_uid, owner_gid) == 0 ? 0 : -1;
+}
+
+/// A root launcher hands each writable bind over to the sandbox's host uid (never following
+/// symlinks), so the agent can change its workspace; the worker reads it back as root.
+static void hand_over_writable_binds(const struct options *o, uid_t uid, gid_t gid) {
+    owner_uid = uid;
+    owner_gid = gid;
+    for (int i = 0; i < o->nbinds; i++) {
+        if (o->binds[i].writable && nftw(o->binds[i].source, hand_over, 32, FTW_PHYS) != 0) fail(o->binds[i].source);
+    }
+}
+
+static void add_limit_unless_set(struct options *o, int resource, unsigned long long value) {
+    if (value == 0) return;
+    for (int i = 0; i < o->nlimits; i++) if (o->limits[i].resource == resource) return;
+    if (o->nlimits == MAX_LIMITS) fail_msg("rlimit", "too many limits");
+    o->limits[o->nlimits++] = (struct limit){ resource, (rlim_t)value };
+}
+
+/// Where no cgroup holds the sandbox, rlimits stand in, looser: each process's address space
+/// gets the memory limit (it counts reservations, per process), and the sandbox user's
+/// processes the pids limit (counted across every process of that host uid).
+static void limit_memory_without_cgroup(struct options *o) {
+    if (cgroup_enforced()) return;
+    add_limit_unless_set(o, RLIMIT_AS, o->cgroup.memory_bytes);
+    add_limit_unless_set(o, RLIMIT_NPROC, o->cgroup.pids);
+}
+
 int run_sandboxed(struct options *o, struct cgroup_report *report) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
@@ -152,8 +187,10 @@ int run_sandboxed(struct options *o, struct cgroup_report *report) {
         fail_msg("uid map", "an unprivileged launcher maps only its own uid and gid");
     }
     if (uid == 0 && setgroups(0, NULL) != 0) fail("setgroups");  // root's groups must not follow
+    if (uid == 0) hand_over_writable_binds(o, map_uid, map_gid);
     if (o->program[0][0] != '/') fail_msg("program", "must be an absolute path inside the sandbox");
     if (cgroup_prepare(&o->cgroup) != 0) fail_msg("cgroup", cgroup_failure());
+    limit_memory_without_cgroup(o);
 
     int sync_pipe[2], status_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) fail("pipe2");
