@@ -57,7 +57,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" = "1" ]; then
     echo "bench: BENCH_SKIP_BUILD=1: using the release products already in $SCRATCH"
 else
     echo "bench: building release products (scratch path $SCRATCH)"
-    for product in jobserver jobserver-launch noop-agent jobserver-bench; do
+    for product in jobserver jobserver-launch noop-agent jobserver-bench sandbox-probe; do
         swift build -c release --scratch-path "$SCRATCH" --product "$product" >"$WORK/build-$product.log" 2>&1 \
             || { cat "$WORK/build-$product.log"; exit 1; }
     done
@@ -148,3 +148,17 @@ BEGIN {
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
     printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
 }'
+
+# --- sandbox set-up vs bubblewrap (issue 3) ---------------------------------------------------
+SANDBOX_RUNS=${BENCH_SANDBOX_RUNS:-300}
+echo
+echo "== sandbox set-up + true vs bwrap with the same isolation ($SANDBOX_RUNS runs each)"
+python3 Benchmarks/sandbox_bench.py --launcher "$BIN/jobserver-launch" --runs "$SANDBOX_RUNS" \
+    $([ "$(id -u)" -eq 0 ] && echo --cgroups)
+if [ "$(id -u)" -eq 0 ] && id jobserver-test >/dev/null 2>&1; then
+    copy=$(mktemp -d /tmp/jobserver-bench-unprivileged.XXXXXX)
+    DIRS+=("$copy")
+    cp "$BIN/jobserver-launch" Benchmarks/sandbox_bench.py "$copy/"
+    chmod -R a+rX "$copy"
+    (cd "$copy" && runuser -u jobserver-test -- python3 ./sandbox_bench.py --launcher ./jobserver-launch --runs "$SANDBOX_RUNS")
+fi

@@ -81,6 +81,8 @@ void build_root_and_pivot(const struct options *options);
 
 // seccomp.c
 void load_seccomp_filter(void);
+// The same filter as a BPF program, for audits and for the bubblewrap baseline benchmark.
+void export_seccomp_filter(int fd);
 
 // caps.c
 void drop_all_capabilities(void);

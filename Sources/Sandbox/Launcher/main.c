@@ -19,6 +19,7 @@
 //     --hostname NAME
 //     --cgroup off|auto|required    cgroup limits: none, where delegated, or fail without them
 //     --cgroup-name NAME --memory BYTES --pids N --cpu-millis N
+//   jobserver-launch --export-seccomp   writes the sandbox's seccomp filter (BPF) to stdout
 //
 // Contract with the worker:
 //   - SIGTERM/SIGINT/SIGHUP to the launcher kills the agent's whole process tree at once.
@@ -232,6 +233,10 @@ static int run_direct(const struct options *options) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--export-seccomp") == 0) {
+        export_seccomp_filter(STDOUT_FILENO);
+        return 0;
+    }
     struct options options;
     parse_options(argc, argv, &options);
     die_with_parent(getppid());

@@ -46,7 +46,7 @@ static void add(scmp_filter_ctx filter, int action, const char *name, unsigned c
     }
 }
 
-void load_seccomp_filter(void) {
+static scmp_filter_ctx build_filter(void) {
     scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ALLOW);
     if (filter == NULL) fail_msg("seccomp", "seccomp_init failed");
     if (seccomp_attr_set(filter, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) != 0) fail_msg("seccomp", "bad-arch action");
@@ -96,8 +96,19 @@ void load_seccomp_filter(void) {
     struct scmp_arg_cmp wide = SCMP_A0(SCMP_CMP_GT, 0xffffffffULL);
     add(filter, SCMP_ACT_ERRNO(EPERM), "personality", 1, &wide);
 
-    int rc;
-    rc = seccomp_load(filter);
+    return filter;
+}
+
+void load_seccomp_filter(void) {
+    scmp_filter_ctx filter = build_filter();
+    int rc = seccomp_load(filter);
     if (rc != 0) { errno = -rc; fail("seccomp_load"); }
+    seccomp_release(filter);
+}
+
+void export_seccomp_filter(int fd) {
+    scmp_filter_ctx filter = build_filter();
+    int rc = seccomp_export_bpf(filter, fd);
+    if (rc != 0) { errno = -rc; fail("seccomp_export_bpf"); }
     seccomp_release(filter);
 }
