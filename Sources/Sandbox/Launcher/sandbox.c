@@ -5,16 +5,17 @@
 //   drop supplementary groups (root)
 //   create the job's cgroup
 //   clone(NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS) ──▶ wait for "go"
-//   move the child into the cgroup
 //   write uid_map/gid_map: 1000 → the unprivileged
 //     host uid/gid (never root), setgroups deny
-//   "go" ─────────────────────────────────────────▶ become uid/gid 1000 (keeps its capabilities
+//   "go" ─────────────────────────────────────────▶ open the bind sources (worker's credentials)
+//   move the child into the cgroup                 become uid/gid 1000 (keeps its capabilities
 //                                                    in the new user namespace only)
 //                                                  arm the parent-death signal
 //                                                  unshare(NEWCGROUP); hostname; loopback up
 //                                                  listen on 127.0.0.1:PORT (gateway forwarder)
 //                                                  new root, pivot_root, own /proc (mounts.c)
 //                                                  no nested user namespaces
+//   "cgroup attached" ────────────────────────────▶ wait for it
 //                                                  no_new_privs, drop every capability,
 //                                                  seccomp filter (seccomp.c, caps.c)
 //                                                  fork the agent: setsid, rlimits, exec
@@ -71,7 +72,7 @@ static bool launcher_alive(int sync_fd) {
     struct pollfd p = { .fd = sync_fd, .events = POLLIN };
     int n;
     do { n = poll(&p, 1, 0); } while (n < 0 && errno == EINTR);
-    return n == 0;
+    return n >= 0 && (p.revents & (POLLHUP | POLLERR)) == 0;  // POLLIN alone: "c" is already there
 }
 
 static int open_source(const char *path) {
@@ -112,6 +113,8 @@ _Noreturn static void child_setup(struct options *o, int sync_fd, int status_fd)
     // No nested user namespaces: none may be created under this one (seccomp also refuses
     // the flags; this holds even for a path the filter does not see).
     if (write_file("/proc/sys/user/max_user_namespaces", "0") != 0) fail("max_user_namespaces");
+    char attached = 0;
+    if (read_retry(sync_fd, &attached, 1) != 1 || attached != 'c') _exit(SETUP_FAILED);  // not in its cgroup
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("prctl(NO_NEW_PRIVS)");
     drop_all_capabilities();
     load_seccomp_filter();
@@ -223,13 +226,17 @@ int run_sandboxed(struct options *o, struct cgroup_report *report) {
     sigaction(SIGHUP, &action, NULL);
     sigprocmask(SIG_SETMASK, &previous, NULL);
 
+    write_id_maps(child, map_uid, map_gid);
+    if (write_all(sync_pipe[1], "g", 1) != 0) fail("start sandbox");
+    // Moving a process into a v1 cgroup waits for an RCU grace period (~10 ms here): do it
+    // while the sandbox builds its root. The sandbox waits for "c" before anything of the
+    // agent runs, so nothing untrusted ever runs outside the cgroup.
     if (cgroup_attach(child) != 0) {
         kill(child, SIGKILL);
         cgroup_finish(report);
         fail_msg("cgroup attach", cgroup_failure());
     }
-    write_id_maps(child, map_uid, map_gid);
-    if (write_all(sync_pipe[1], "g", 1) != 0) fail("start sandbox");
+    if (write_all(sync_pipe[1], "c", 1) != 0) fail("start sandbox");
 
     char messages[1024];
     read_messages(status_pipe[0], messages, sizeof messages);
