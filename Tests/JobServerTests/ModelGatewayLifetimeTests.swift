@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import JobServer
 import Logging
+import NIOCore
 import TestSupport
 import Testing
 
@@ -62,6 +63,32 @@ import Testing
                     }
                 }
                 #expect(fileMode(path) == nil)
+            }
+        }
+    }
+
+    @Test func endingTheBodyCancelsRequestsInFlightWithoutWaitingForThem() async throws {
+        try await withScriptedModelServer(scripts: ["hang": [.hang]]) { server in
+            try await withClient { client in
+                let configuration = GatewayConfiguration(
+                    listensOnLoopbackTCP: true, apiKey: "sk-real-lifetime-0002", upstreamBaseURL: server.baseURL)
+                let (agent, gateway) = try await withModelGateway(configuration, httpClient: client, logger: Self.logger) { gateway async throws in
+                    var request = HTTPClientRequest(url: gateway.tcpBaseURL! + "/v1/messages")
+                    request.method = .POST
+                    request.headers = ["x-api-key": gateway.placeholderKey, "host": "127.0.0.1", "content-type": "application/json"]
+                    request.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"[[script:hang]]"}]}"#))
+                    let agent = Task { try await client.execute(request, timeout: .seconds(60)).status.code }
+                    #expect(try await eventually { server.pendingRequestCount == 1 })
+                    return (agent, gateway)
+                }
+                // The gateway is gone: its upstream call was cancelled and the agent's connection closed.
+                #expect(try await eventually { server.pendingRequestCount == 0 })
+                if case .success(let status) = await agent.result {
+                    Issue.record("the agent got a reply (\(status)) from a gateway that was shut down")
+                }
+                // What the job used stays readable after the gateway has stopped.
+                #expect(gateway.usage.requests == 1)
+                #expect(gateway.usage.inputTokens == 0)
             }
         }
     }

@@ -29,6 +29,17 @@ import NIOPosix
 /// silent upstream (Hummingbird writes the body after the handler returns, with a writer that
 /// cannot be shared with a watching task).
 ///
+/// From `JobRunner`, per job (the socket goes in a directory private to the job):
+/// ```swift
+/// let gatewayConfiguration = try GatewayConfiguration(worker: configuration, unixSocketPath: socketPath)
+/// try await withModelGateway(gatewayConfiguration, httpClient: httpClient, logger: logger) { gateway in
+///     // The agent's environment gets these and never `configuration.apiKey`.
+///     let modelEnvironment = gateway.agentEnvironment(baseURL: "http://127.0.0.1:\(forwarderPort)")
+///     // … launch and supervise the agent …
+///     // Afterwards: `gateway.budgetExceeded` → fail with E008; `gateway.usage` → metrics.
+/// }
+/// ```
+///
 /// - Throws: ``GatewayError`` when the configuration is invalid or a listener cannot be bound;
 ///   otherwise whatever `body` throws.
 public func withModelGateway<T>(
