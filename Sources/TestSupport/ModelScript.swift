@@ -51,11 +51,32 @@ public struct ModelUsage: Sendable, Hashable {
     public var inputTokens: Int
     /// Reported `output_tokens`.
     public var outputTokens: Int
+    /// Reported `cache_creation_input_tokens` (left out of the reply when 0).
+    public var cacheCreationInputTokens: Int
+    /// Reported `cache_read_input_tokens` (left out of the reply when 0).
+    public var cacheReadInputTokens: Int
 
     /// Creates usage counts; the defaults are what every turn reports unless told otherwise.
-    public init(inputTokens: Int = 100, outputTokens: Int = 20) {
+    public init(inputTokens: Int = 100, outputTokens: Int = 20, cacheCreationInputTokens: Int = 0, cacheReadInputTokens: Int = 0) {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
+        self.cacheCreationInputTokens = cacheCreationInputTokens
+        self.cacheReadInputTokens = cacheReadInputTokens
+    }
+
+    /// The `usage` object of a message (or of `message_start`).
+    var json: JSONValue {
+        var fields: [String: JSONValue] = [
+            "input_tokens": .number(Double(inputTokens)),
+            "output_tokens": .number(Double(outputTokens)),
+        ]
+        if cacheCreationInputTokens > 0 {
+            fields["cache_creation_input_tokens"] = .number(Double(cacheCreationInputTokens))
+        }
+        if cacheReadInputTokens > 0 {
+            fields["cache_read_input_tokens"] = .number(Double(cacheReadInputTokens))
+        }
+        return .object(fields)
     }
 }
 
@@ -165,9 +186,12 @@ public struct ModelTurn: Sendable {
     }
 
     /// The same turn, reporting these token counts.
-    public func usage(input: Int, output: Int) -> ModelTurn {
+    public func usage(input: Int, output: Int, cacheCreation: Int = 0, cacheRead: Int = 0) -> ModelTurn {
         var copy = self
-        copy.usage = ModelUsage(inputTokens: input, outputTokens: output)
+        copy.usage = ModelUsage(
+            inputTokens: input, outputTokens: output,
+            cacheCreationInputTokens: cacheCreation, cacheReadInputTokens: cacheRead
+        )
         return copy
     }
 
@@ -225,11 +249,18 @@ struct RenderedTurn: Sendable {
         messageObject(content: content, stopReason: .string(stopReason), usage: usage)
     }
 
+    /// What `message_start` reports: the input counts and one output token so far.
+    private var startUsage: ModelUsage {
+        var start = usage
+        start.outputTokens = 1
+        return start
+    }
+
     /// The SSE events of a streaming response, in order.
     var events: [Event] {
         var events: [Event] = [Event(name: "message_start", data: .object([
             "type": .string("message_start"),
-            "message": messageObject(content: [], stopReason: .null, usage: ModelUsage(inputTokens: usage.inputTokens, outputTokens: 1)),
+            "message": messageObject(content: [], stopReason: .null, usage: startUsage),
         ]))]
         for (index, block) in content.enumerated() {
             let position = JSONValue.number(Double(index))
@@ -285,10 +316,7 @@ struct RenderedTurn: Sendable {
             "id": .string(messageID), "type": .string("message"), "role": .string("assistant"),
             "model": .string(model), "content": .array(content),
             "stop_reason": stopReason, "stop_sequence": .null,
-            "usage": .object([
-                "input_tokens": .number(Double(usage.inputTokens)),
-                "output_tokens": .number(Double(usage.outputTokens)),
-            ]),
+            "usage": usage.json,
         ])
     }
 

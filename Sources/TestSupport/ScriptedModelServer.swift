@@ -51,6 +51,15 @@ public final class ScriptedModelServer: Sendable {
     /// disconnects, so tests can check that a cancelled job really abandoned its model call.
     public var pendingRequestCount: Int { state.locked { $0.pending } }
 
+    /// SSE replies being written right now.
+    public var activeStreamCount: Int { state.locked { $0.activeStreams } }
+
+    /// SSE replies written to their end (`message_stop`).
+    public var completedStreamCount: Int { state.locked { $0.completedStreams } }
+
+    /// SSE replies that stopped before their end, because the client went away.
+    public var abortedStreamCount: Int { state.locked { $0.abortedStreams } }
+
     /// The number of `/v1/messages` requests answered from the script named `name`.
     public func requestCount(script name: String) -> Int {
         state.locked { $0.requests.filter { $0.scriptName == name && $0.isMessages }.count }
@@ -144,6 +153,9 @@ final class ScriptedModelState: Sendable {
         var defaultScript: ModelScript = .fallback
         var requests: [RecordedRequest] = []
         var pending = 0
+        var activeStreams = 0
+        var completedStreams = 0
+        var abortedStreams = 0
     }
 
     private let contents: Mutex<Contents>
@@ -218,7 +230,15 @@ final class ScriptedModelState: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+            locked { $0.activeStreams += 1 }
+            var completed = false
+            defer {
+                locked { contents in
+                    contents.activeStreams -= 1
+                    if completed { contents.completedStreams += 1 } else { contents.abortedStreams += 1 }
+                }
+            }
             for event in events {
                 if event.pause > .zero {
                     try await Task.sleep(for: event.pause)
@@ -226,6 +246,7 @@ final class ScriptedModelState: Sendable {
                 try await writer.write(ByteBuffer(string: RenderedTurn.frame(event)))
             }
             try await writer.finish(nil)
+            completed = true
         })
     }
 

@@ -247,16 +247,6 @@ struct ScriptedModelServerTests {
         return client
     }
 
-    /// Polls `condition` every 10 ms for up to `limit`.
-    func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while !condition() {
-            guard ContinuousClock.now < deadline else { return false }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return true
-    }
-
     @Test func hangingRequestEndsWhenTheClientDisconnects() async throws {
         try await withScriptedModelServer(scripts: ["hang": [.hang]]) { server in
             let client = try await sendWithoutWaiting(script: "hang", to: server)

@@ -25,12 +25,15 @@ public struct WorkerConfiguration: Sendable {
     public var keepRuns: Bool
     /// The resource limits every agent gets.
     public var limits: ResourceLimits
+    /// Model tokens (input + output + cache creation) one job may use through its model
+    /// gateway; `nil` is unlimited. A job past it fails with `E008`.
+    public var tokenBudget: Int?
 
     public init(
         concurrency: Int = 2, lease: Duration = .seconds(30), heartbeat: Duration = .seconds(5),
         shutdownGrace: Duration = .seconds(30), claudePath: String, upstreamBaseURL: String? = nil,
         apiKey: String? = nil, agentEnvironment: [String: String] = [:], maxOutputBytes: Int = 64 << 20,
-        keepRuns: Bool = false, limits: ResourceLimits = ResourceLimits()
+        keepRuns: Bool = false, limits: ResourceLimits = ResourceLimits(), tokenBudget: Int? = nil
     ) {
         self.concurrency = concurrency
         self.lease = lease
@@ -43,6 +46,7 @@ public struct WorkerConfiguration: Sendable {
         self.maxOutputBytes = maxOutputBytes
         self.keepRuns = keepRuns
         self.limits = limits
+        self.tokenBudget = tokenBudget
     }
 
     /// The CLI installed by `scripts/setup.sh`, relative to the working directory, unless
