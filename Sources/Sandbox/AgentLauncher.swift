@@ -8,6 +8,9 @@ public protocol AgentLauncher: Sendable {
     /// A short name for logs and job metrics (`"direct"`, `"sandbox"`).
     var name: String { get }
 
+    /// How the agents it starts can reach the job's model gateway.
+    var gatewayTransport: GatewayTransport { get }
+
     func prepare(_ request: LaunchRequest) async throws(LaunchError) -> PreparedLaunch
 }
 
@@ -42,4 +45,12 @@ public struct LaunchError: Error, Sendable, Hashable, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
 
     public var description: String { message }
+}
+
+/// How an agent reaches its job's model gateway, which decides what the gateway listens on.
+public enum GatewayTransport: Sendable, Hashable {
+    /// A Unix socket the launcher makes visible inside the agent's isolation.
+    case unixSocket
+    /// A port on the host's 127.0.0.1 (an unisolated agent shares the host's network).
+    case loopbackTCP
 }

@@ -6,6 +6,7 @@ import Foundation
 /// `--unsafe-direct-agent`.
 public struct DirectLauncher: AgentLauncher {
     public let name = "direct"
+    public let gatewayTransport = GatewayTransport.loopbackTCP
     /// The `jobserver-launch` helper binary.
     public let helperPath: String
 
@@ -26,6 +27,7 @@ public struct DirectLauncher: AgentLauncher {
         arguments += ["--", request.executable] + request.arguments
         var environment = request.environment
         environment["HOME"] = request.home
+        if let port = request.modelGateway?.port { environment["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:\(port)" }
         return PreparedLaunch(
             executable: helperPath, arguments: arguments, environment: environment,
             workingDirectory: request.workspace, rusageFile: rusageFile)

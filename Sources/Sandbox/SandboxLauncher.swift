@@ -11,6 +11,7 @@ import Foundation
 /// start anything if any step fails (exit 125, reported as E006).
 public struct SandboxLauncher: AgentLauncher {
     public let name = "sandbox"
+    public let gatewayTransport = GatewayTransport.unixSocket
     /// The `jobserver-launch` helper binary.
     public let helperPath: String
     public let configuration: SandboxConfiguration

@@ -89,10 +89,12 @@ public final class ServiceHarness: @unchecked Sendable {
         }
     }
 
-    /// Starts a worker process running agents unsandboxed against the scripted model.
+    /// Starts a worker process against the scripted model: agents run in the real sandbox, or
+    /// as plain child processes with `sandboxed: false` (`--unsafe-direct-agent`).
     @discardableResult
     public func startWorker(concurrency: Int = 2, leaseSeconds: Int = 30, heartbeatSeconds: Double = 1,
-                            graceSeconds: Int = 10, apiKey: String? = "sk-test-harness",
+                            graceSeconds: Int = 10, apiKey: String? = "sk-test-harness", sandboxed: Bool = true,
+                            extraArguments: [String] = [],
                             extraEnvironment: [String: String] = [:]) throws -> Process {
         var environment = [
             "ANTHROPIC_BASE_URL": modelBaseURL,
@@ -104,8 +106,7 @@ public final class ServiceHarness: @unchecked Sendable {
         let process = try spawn([
             "worker", "--concurrency", String(concurrency), "--lease-seconds", String(leaseSeconds),
             "--heartbeat-seconds", String(heartbeatSeconds), "--shutdown-grace-seconds", String(graceSeconds),
-            "--unsafe-direct-agent",
-        ], environment: environment)
+        ] + (sandboxed ? [] : ["--unsafe-direct-agent"]) + extraArguments, environment: environment)
         lock.withLock { workers.append(process) }
         return process
     }

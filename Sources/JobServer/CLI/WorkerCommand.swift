@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import ArgumentParser
 import Foundation
 import Sandbox
@@ -44,6 +45,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Size of the sandbox's $HOME, in MiB.")
     var sandboxHomeMb: UInt64 = 256
 
+    @Option(help: "Model tokens (input + output + cache writes) one job may use through its gateway; 0: unlimited.")
+    var jobTokenBudget: Int = 5_000_000
+
     @Flag(help: "Keep each job's run directory under data/runs after it ends.")
     var keepRuns = false
 
@@ -56,6 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let cpus = sandboxCpus, !(cpus > 0 && cpus <= 1024) {
             throw ValidationError("--sandbox-cpus must be positive")
         }
+        guard jobTokenBudget >= 0 else { throw ValidationError("--job-token-budget must be 0 (unlimited) or more") }
         guard sandboxMemoryMb >= 64, sandboxPids >= 16, sandboxTmpMb >= 1, sandboxHomeMb >= 1 else {
             throw ValidationError("sandbox limits too small: --sandbox-memory-mb ≥ 64, --sandbox-pids ≥ 16, tmpfs sizes ≥ 1")
         }
@@ -75,7 +80,8 @@ struct WorkerCommand: AsyncParsableCommand {
             shutdownGrace: .seconds(shutdownGraceSeconds),
             claudePath: claudePath ?? WorkerConfiguration.defaultClaudePath(environment),
             upstreamBaseURL: environment["ANTHROPIC_BASE_URL"], apiKey: environment["ANTHROPIC_API_KEY"],
-            agentEnvironment: agentEnvironment, keepRuns: keepRuns)
+            agentEnvironment: agentEnvironment, keepRuns: keepRuns,
+            tokenBudget: jobTokenBudget > 0 ? jobTokenBudget : nil)
         let helper = HelperLocator.path(of: "jobserver-launch", override: environment["JOBSERVER_LAUNCHER_PATH"])
         let launcher: any AgentLauncher
         if unsafeDirectAgent {
@@ -93,13 +99,22 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             launcher = sandbox
         }
+        // One client for the model upstream, shared by every job's gateway.
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton,
+                                    configuration: GatewayConfiguration.httpClientConfiguration())
         let worker = Worker(
-            store: jobStore, workspaces: WorkspaceStore(root: data.workspaces), launcher: launcher,
+            store: jobStore, workspaces: WorkspaceStore(root: data.workspaces), launcher: launcher, httpClient: httpClient,
             configuration: configuration, runsDirectory: data.runs, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: jobStore), .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+        try await httpClient.shutdown()
     }
 }
 

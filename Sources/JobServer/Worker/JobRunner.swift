@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import Queue
@@ -10,6 +11,7 @@ struct JobRunner: Sendable {
     let store: any JobStore
     let workspaces: WorkspaceStore
     let launcher: any AgentLauncher
+    let httpClient: HTTPClient
     let configuration: WorkerConfiguration
     let runsDirectory: String
     let logger: Logger
@@ -88,12 +90,6 @@ struct JobRunner: Sendable {
             jobID: job.id.rawValue, userKey: job.userID.rawValue, executable: configuration.claudePath,
             arguments: profile.arguments(for: request), environment: agentEnvironment(),
             workspace: run.work, home: run.home, scratch: run.scratch, limits: configuration.limits)
-        let prepared: PreparedLaunch
-        do {
-            prepared = try await launcher.prepare(launchRequest)
-        } catch {
-            return .complete(.failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil))
-        }
         let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
         await batcher.add(NewEvent(type: "status", data: JSONValue.object([
             "status": .string("running"), "attempt": .number(Double(job.attempt)),
@@ -103,24 +99,33 @@ struct JobRunner: Sendable {
         let limits = SupervisionLimits(
             wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
             maxOutputBytes: configuration.maxOutputBytes)
-        let report = await withTaskGroup(of: Void.self) { group -> ProcessReport in
+        let session = AgentSession(launcher: launcher, httpClient: httpClient, configuration: configuration, logger: logger)
+        let outcome = await withTaskGroup(of: Void.self) { group -> AgentSession.Outcome in
             group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
-            let report = await ProcessSupervisor().run(prepared, limits: limits, control: interruption.control) { line in
+            let outcome = await session.run(launchRequest, limits: limits, control: interruption.control) { line in
                 if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
             }
             group.cancelAll()
-            return report
+            return outcome
         }
-        await prepared.cleanup()
         await batcher.flush()
+        guard let report = outcome.report else {
+            return .complete(.failed(outcome.failure ?? JobError(.internal, "the agent did not run"), result: nil, metrics: nil))
+        }
 
         if interruption.isReleased { return .release }
         let stopReason = stop.value
         if stopReason == .leaseLost { return .abandon }
         if await batcher.leaseLost { return .abandon }
         let summary = stream.value
-        let metrics = Self.metrics(job: job, report: report, stream: summary)
+        let metrics = Self.metrics(job: job, report: report, stream: summary, gateway: outcome.usage)
         if stopReason == .cancelled { return .complete(.cancelled(result: nil, metrics: metrics)) }
+        if outcome.budgetExceeded, let budget = configuration.tokenBudget {
+            return .complete(.failed(JobError(
+                .resourceLimit, "the job used its token budget of \(budget) tokens",
+                details: .object(["limit": .string("job_tokens"), "budget": .number(Double(budget)),
+                                  "used": .number(Double(outcome.usage.budgetedTokens))])), result: nil, metrics: metrics))
+        }
         let end = ProcessEnd(report.termination, limits: limits)
         if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail, usage: report.usage) {
             let text = summary.result?["result"]?.stringValue
@@ -147,13 +152,13 @@ struct JobRunner: Sendable {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
         ]
-        if let url = configuration.upstreamBaseURL { environment["ANTHROPIC_BASE_URL"] = url }
-        if let key = configuration.apiKey { environment["ANTHROPIC_API_KEY"] = key }
+        // The model's URL and key are the gateway's business (AgentSession): the agent gets
+        // a loopback URL and a placeholder key, never the worker's real key.
         environment.merge(configuration.agentEnvironment) { _, new in new }
         return environment
     }
 
-    static func metrics(job: JobRecord, report: ProcessReport, stream: AgentStream) -> JSONValue {
+    static func metrics(job: JobRecord, report: ProcessReport, stream: AgentStream, gateway: GatewayUsage) -> JSONValue {
         let result = stream.result
         let usage = result?["usage"]
         let queueMs = job.startedAt.map { max(0, $0.timeIntervalSince(job.createdAt) * 1000) } ?? 0
@@ -172,6 +177,7 @@ struct JobRunner: Sendable {
             "cpu_ms": report.usage.map { .number(Double($0.cpuMs)) } ?? .null,
             "peak_memory_bytes": report.usage.map { .number(Double($0.maxRSSBytes)) } ?? .null,
             "exit_code": report.exitCode.map { .number(Double($0)) } ?? .null,
+            "model_requests": .number(Double(gateway.requests)),
         ]
         return .object(metrics)
     }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import Queue
@@ -17,13 +18,16 @@ public struct Worker: Service {
     let owner: String
     let logger: Logger
 
-    public init(store: any JobStore, workspaces: WorkspaceStore, launcher: any AgentLauncher,
+    /// - Parameter httpClient: the process's client for the model upstream, shared by every
+    ///   job's gateway (configure it with `GatewayConfiguration.httpClientConfiguration()`).
+    public init(store: any JobStore, workspaces: WorkspaceStore, launcher: any AgentLauncher, httpClient: HTTPClient,
                 configuration: WorkerConfiguration, runsDirectory: String, logger: Logger) {
         self.store = store
         self.configuration = configuration
         self.owner = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8).lowercased())"
         self.logger = logger
-        self.runner = JobRunner(store: store, workspaces: workspaces, launcher: launcher, configuration: configuration,
+        self.runner = JobRunner(store: store, workspaces: workspaces, launcher: launcher, httpClient: httpClient,
+                                configuration: configuration,
                                 runsDirectory: runsDirectory, logger: logger)
     }
 
