@@ -3,13 +3,13 @@ import Foundation
 /// Sockets a test opens on the host's loopback, on one port: TCP on 127.0.0.1 and ::1, UDP on
 /// 127.0.0.1. A probe in the sandbox aims at that port; `received()` counts what arrived
 /// (connections accepted plus datagrams), which must stay zero.
-final class LoopbackListeners: Sendable {
-    let port: Int
+public final class LoopbackListeners: Sendable {
+    public let port: Int
     private let descriptors: [Int32]
 
-    struct Failure: Error, CustomStringConvertible { var description: String }
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
 
-    init() throws {
+    public init() throws {
         for _ in 0..<20 {
             let tcp4 = try Self.socket(AF_INET, Int32(SOCK_STREAM.rawValue))
             guard let port = Self.bind(tcp4, family: AF_INET, port: 0) else { Glibc.close(tcp4); continue }
@@ -26,7 +26,7 @@ final class LoopbackListeners: Sendable {
         throw Failure(description: "no loopback port free for TCP, TCP6 and UDP at once")
     }
 
-    func received() -> Int {
+    public func received() -> Int {
         var count = 0
         for fd in descriptors.prefix(2) {
             while case let client = accept(fd, nil, nil), client >= 0 {
@@ -39,7 +39,7 @@ final class LoopbackListeners: Sendable {
         return count
     }
 
-    func close() { for fd in descriptors { Glibc.close(fd) } }
+    public func close() { for fd in descriptors { Glibc.close(fd) } }
 
     private static func socket(_ family: Int32, _ type: Int32) throws -> Int32 {
         let fd = Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
