@@ -29,8 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Until the sandbox lands, agents run unsandboxed: development only (see README).
-"$BIN" worker --concurrency 2 --unsafe-direct-agent &
+# Each job's agent runs in its own sandbox (docs/security.md); the worker checks at start
+# that one can be set up and says why if not.
+"$BIN" worker --concurrency 2 &
 pids+=($!)
 "$BIN" serve --port "$PORT" &
 pids+=($!)
