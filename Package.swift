@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "jobserver-bench",
             dependencies: [
-                "Queue",
+                "Queue", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

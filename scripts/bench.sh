@@ -57,7 +57,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" = "1" ]; then
     echo "bench: BENCH_SKIP_BUILD=1: using the release products already in $SCRATCH"
 else
     echo "bench: building release products (scratch path $SCRATCH)"
-    for product in jobserver jobserver-launch noop-agent jobserver-bench sandbox-probe; do
+    for product in jobserver jobserver-launch noop-agent jobserver-bench; do
         swift build -c release --scratch-path "$SCRATCH" --product "$product" >"$WORK/build-$product.log" 2>&1 \
             || { cat "$WORK/build-$product.log"; exit 1; }
     done
@@ -162,3 +162,8 @@ if [ "$(id -u)" -eq 0 ] && id jobserver-test >/dev/null 2>&1; then
     chmod -R a+rX "$copy"
     (cd "$copy" && runuser -u jobserver-test -- python3 ./sandbox_bench.py --launcher ./jobserver-launch --runs "$SANDBOX_RUNS")
 fi
+
+SANDBOX_JOBS=${BENCH_SANDBOX_JOBS:-20}
+echo
+echo "== whole scripted Claude job, sandboxed vs unsandboxed ($SANDBOX_JOBS jobs each, real CLI)"
+"$BENCH" sandbox-job --jobs "$SANDBOX_JOBS"

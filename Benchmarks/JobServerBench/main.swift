@@ -4,6 +4,7 @@
 //   jobserver-bench submit  --url U --token T --jobs N [--concurrency C]
 //   jobserver-bench e2e     --url U --token T --jobs N [--concurrency C]
 //   jobserver-bench latency --url U --token T --jobs N
+//   jobserver-bench sandbox-job --jobs N     (starts its own scripted model, servers and workers)
 //
 // Every subcommand prints human-readable lines and one final machine-readable line starting
 // with `RESULT ` (space-separated key=value pairs) that scripts/bench.sh parses.
@@ -29,7 +30,7 @@ struct Options: Sendable {
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
-    usage: jobserver-bench submit|e2e|latency --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
+    usage: jobserver-bench submit|e2e|latency|sandbox-job --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
 
     """.utf8))
     exit(2)
@@ -53,7 +54,8 @@ func parseOptions() -> Options {
         default: usage()
         }
     }
-    guard !options.url.isEmpty, !options.token.isEmpty, options.jobs > 0, options.concurrency > 0 else { usage() }
+    let selfContained = options.command == "sandbox-job"
+    guard selfContained || (!options.url.isEmpty && !options.token.isEmpty), options.jobs > 0, options.concurrency > 0 else { usage() }
     return options
 }
 
@@ -309,6 +311,7 @@ do {
     case "submit": await runSubmit(client, options)
     case "e2e": try await runE2E(client, options)
     case "latency": try await runLatency(client, options)
+    case "sandbox-job": try await runSandboxJob(jobs: options.jobs)
     default: usage()
     }
 } catch {
