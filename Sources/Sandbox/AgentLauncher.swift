@@ -1,3 +1,5 @@
+import Foundation
+
 /// The seam between the worker and the isolation technology.
 ///
 /// A launcher turns a `LaunchRequest` into a concrete command (usually `jobserver-launch`
@@ -43,6 +45,16 @@ public struct LaunchError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
 
     public init(_ message: String) { self.message = message }
+
+    /// Fails closed before anything runs when the launch helper or the agent is missing.
+    static func checkExecutables(helper: String, agent: String) throws(LaunchError) {
+        guard FileManager.default.isExecutableFile(atPath: helper) else {
+            throw LaunchError("launch helper not found or not executable at \(helper)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: agent) else {
+            throw LaunchError("agent not found or not executable at \(agent)")
+        }
+    }
 
     public var description: String { message }
 }

@@ -15,12 +15,7 @@ public struct DirectLauncher: AgentLauncher {
     }
 
     public func prepare(_ request: LaunchRequest) async throws(LaunchError) -> PreparedLaunch {
-        guard FileManager.default.isExecutableFile(atPath: helperPath) else {
-            throw LaunchError("launch helper not found or not executable at \(helperPath)")
-        }
-        guard FileManager.default.isExecutableFile(atPath: request.executable) else {
-            throw LaunchError("agent not found or not executable at \(request.executable)")
-        }
+        try LaunchError.checkExecutables(helper: helperPath, agent: request.executable)
         let rusageFile = request.scratch + "/rusage.json"
         var arguments = ["--cwd", request.workspace, "--rusage-file", rusageFile]
         arguments += request.limits.launcherArguments

@@ -27,12 +27,7 @@ public struct SandboxLauncher: AgentLauncher {
     }
 
     public func prepare(_ request: LaunchRequest) async throws(LaunchError) -> PreparedLaunch {
-        guard FileManager.default.isExecutableFile(atPath: helperPath) else {
-            throw LaunchError("launch helper not found or not executable at \(helperPath)")
-        }
-        guard FileManager.default.isExecutableFile(atPath: request.executable) else {
-            throw LaunchError("agent not found or not executable at \(request.executable)")
-        }
+        try LaunchError.checkExecutables(helper: helperPath, agent: request.executable)
         // The launcher binds files without following a final symlink (`/bin/sh` → dash): bind
         // what the link names.
         let executable = URL(fileURLWithPath: request.executable).resolvingSymlinksInPath().path

@@ -92,17 +92,17 @@ static int tcp_connect(int family, const char *host, int port) {
     return result;
 }
 
-/// A UDP datagram to the host's port, then a receive: ECONNREFUSED when nothing listens
-/// on that port where the datagram went (the sandbox's own loopback).
-static int udp_probe(int port) {
+/// Sends `query` by UDP to 127.0.0.1:`port` and waits a second for an answer. Where nothing
+/// listens (the sandbox's own loopback), the kernel answers ECONNREFUSED.
+static int udp_exchange(int port, const void *query, size_t length) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
     struct timeval timeout = { .tv_sec = 1 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    if (connect(fd, (struct sockaddr *)&in, sizeof in) != 0 || send(fd, "probe", 5, 0) < 0) return -1;
-    char reply[16];
+    if (connect(fd, (struct sockaddr *)&in, sizeof in) != 0 || send(fd, query, length, 0) < 0) return -1;
+    char reply[512];
     ssize_t n = recv(fd, reply, sizeof reply, 0);
     int saved = errno;
     close(fd);
@@ -116,19 +116,7 @@ static int dns_probe(void) {
         0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 7, 'i', 'n', 'v', 'a', 'l', 'i', 'd', 0, 0x00, 0x01, 0x00, 0x01,
     };
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(53) };
-    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
-    struct timeval timeout = { .tv_sec = 1 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    if (connect(fd, (struct sockaddr *)&in, sizeof in) != 0 || send(fd, query, sizeof query, 0) < 0) return -1;
-    char reply[512];
-    ssize_t n = recv(fd, reply, sizeof reply, 0);
-    int saved = errno;
-    close(fd);
-    errno = saved == EAGAIN ? ETIMEDOUT : saved;
-    return n >= 0 ? 0 : -1;
+    return udp_exchange(53, query, sizeof query);
 }
 
 /// The network interfaces this network namespace has, from /proc/net/dev.
@@ -178,7 +166,7 @@ static void socket_family(const char *name, int family, int type) {
 static int run(const char *probe, int port) {
     if (strcmp(probe, "tcp") == 0) return report("tcp", tcp_connect(AF_INET, "127.0.0.1", port));
     if (strcmp(probe, "tcp6") == 0) return report("tcp6", tcp_connect(AF_INET6, "::1", port));
-    if (strcmp(probe, "udp") == 0) return report("udp", udp_probe(port));
+    if (strcmp(probe, "udp") == 0) return report("udp", udp_exchange(port, "probe", 5));
     if (strcmp(probe, "dns") == 0) return report("dns", dns_probe());
     if (strcmp(probe, "interfaces") == 0) { interfaces(); return 0; }
     if (strcmp(probe, "ptrace-init") == 0) return report("ptrace-init", ptrace(PTRACE_ATTACH, 1, NULL, NULL));

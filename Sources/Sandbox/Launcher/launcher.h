@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -72,6 +73,10 @@ ssize_t read_retry(int fd, void *buffer, size_t length);
 void kill_children_of_self(void);
 void reap_descendants(void);
 void apply_rlimits(const struct options *options);
+// SIGTERM, SIGINT and SIGHUP (the worker's stop) go to `handler` (or SIG_DFL).
+void install_kill_handlers(void (*handler)(int));
+// Holds those signals back (across a fork, until the child can be killed); `previous` restores.
+void block_kill_signals(sigset_t *previous);
 
 // sandbox.c
 int run_sandboxed(struct options *options, struct cgroup_report *cgroup);

@@ -163,16 +163,6 @@ static int exit_status_of(int status) {
     return SETUP_FAILED;
 }
 
-static void install_kill_handlers(void (*handler)(int)) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = handler;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGHUP, &action, NULL);
-}
-
 /// Arms the parent-death signal and checks the parent did not die before it was armed.
 static void die_with_parent(pid_t parent) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PDEATHSIG)");
@@ -185,12 +175,8 @@ static int run_direct(const struct options *options) {
 
     // Block the signals until the child has its own group, so a cancel that races the fork
     // still reaches it.
-    sigset_t block, previous;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &previous);
+    sigset_t previous;
+    block_kill_signals(&previous);
 
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) fail("pipe2");

@@ -197,12 +197,8 @@ int run_sandboxed(struct options *o, struct cgroup_report *report) {
 
     int sync_pipe[2], status_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) fail("pipe2");
-    sigset_t block, previous;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &previous);
+    sigset_t previous;
+    block_kill_signals(&previous);
 
     long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
     pid_t child = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -217,13 +213,7 @@ int run_sandboxed(struct options *o, struct cgroup_report *report) {
     close(sync_pipe[0]);
     close(status_pipe[1]);
     sandbox_pid = child;
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = kill_sandbox;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGHUP, &action, NULL);
+    install_kill_handlers(kill_sandbox);
     sigprocmask(SIG_SETMASK, &previous, NULL);
 
     write_id_maps(child, map_uid, map_gid);

@@ -58,3 +58,22 @@ void apply_rlimits(const struct options *options) {
         if (setrlimit(options->limits[l].resource, &rl) != 0) fail("setrlimit");
     }
 }
+
+void install_kill_handlers(void (*handler)(int)) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
+}
+
+void block_kill_signals(sigset_t *previous) {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, previous);
+}
