@@ -41,6 +41,8 @@ public enum Termination: Sendable, Hashable {
     case idleTimeout
     case cancelled
     case outputLimit
+    /// The worker stopped it at a limit it watches itself (for example the workspace's size).
+    case limitExceeded(limit: String, amount: Int64)
     /// The process could not be started at all.
     case launchFailed(String)
 }

@@ -143,6 +143,29 @@ struct SandboxJobTests {
         }
     }
 
+    @Test func anAgentFillingItsWorkspacePastTheQuotaIsStoppedWithE008() async throws {
+        try await withScriptedModelServer { model in
+            model.register([
+                ModelTurn.toolUse([.bash("for i in $(seq 1 40); do head -c 1048576 /dev/zero > fill$i; sleep 0.05; done; echo filled")]),
+                ModelTurn.text("done"),
+            ], as: "filler")
+            try await withServiceHarness(model: model) { harness in
+                let token = try await harness.createUser("filler")
+                try await harness.startServer()
+                try harness.startWorker(extraArguments: ["--workspace-quota-mb", "8"])
+                let reply = try await harness.request("POST", "/v1/jobs", token: token, json: [
+                    "type": "generate", "project": "p", "prompt": "fill \(ModelScript.marker("filler"))",
+                ])
+                let id = try #require(reply.json?["id"]?.stringValue)
+                let job = try await harness.waitForJob(id, token: token)
+                #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
+                #expect(job["error"]?["details"]?["limit"]?.stringValue == "workspace_bytes", "\(job)")
+                // Stopped well before the 40 MiB the agent meant to write.
+                #expect((job["error"]?["details"]?["amount"]?.intValue ?? .max) < 30 << 20)
+            }
+        }
+    }
+
     @Test func aWorkerWhoseSandboxCannotStartRefusesToRun() async throws {
         try await withScriptedModelServer { model in
             try await withServiceHarness(model: model) { harness in

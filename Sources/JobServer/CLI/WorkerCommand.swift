@@ -45,6 +45,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Size of the sandbox's $HOME, in MiB.")
     var sandboxHomeMb: UInt64 = 256
 
+    @Option(help: "Bytes of files one project may hold, in MiB: uploads, a running job's workspace and applied changes.")
+    var workspaceQuotaMb: Int = 256
+
     @Option(help: "Model tokens (input + output + cache writes) one job may use through its gateway; 0: unlimited.")
     var jobTokenBudget: Int = 5_000_000
 
@@ -60,6 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let cpus = sandboxCpus, !(cpus > 0 && cpus <= 1024) {
             throw ValidationError("--sandbox-cpus must be positive")
         }
+        guard workspaceQuotaMb >= 1 else { throw ValidationError("--workspace-quota-mb must be at least 1") }
         guard jobTokenBudget >= 0 else { throw ValidationError("--job-token-budget must be 0 (unlimited) or more") }
         guard sandboxMemoryMb >= 64, sandboxPids >= 16, sandboxTmpMb >= 1, sandboxHomeMb >= 1 else {
             throw ValidationError("sandbox limits too small: --sandbox-memory-mb ≥ 64, --sandbox-pids ≥ 16, tmpfs sizes ≥ 1")
@@ -103,7 +107,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton,
                                     configuration: GatewayConfiguration.httpClientConfiguration())
         let worker = Worker(
-            store: jobStore, workspaces: WorkspaceStore(root: data.workspaces), launcher: launcher, httpClient: httpClient,
+            store: jobStore, workspaces: WorkspaceStore(root: data.workspaces, limits: WorkspaceLimits(maxProjectBytes: workspaceQuotaMb << 20)), launcher: launcher, httpClient: httpClient,
             configuration: configuration, runsDirectory: data.runs, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: jobStore), .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],

@@ -46,6 +46,9 @@ enum AgentOutcome {
         case .outputLimit(let bytes):
             return JobError(.resourceLimit, "the agent's output exceeded \(bytes) bytes",
                             details: .object(["limit": .string("output_bytes"), "bytes": .number(Double(bytes))]))
+        case .limitExceeded(let limit, let amount):
+            return JobError(.resourceLimit, "the job went over its \(limit) limit (\(amount))",
+                            details: .object(["limit": .string(limit), "amount": .number(Double(amount))]))
         case .launchFailed(let reason):
             return JobError(.sandboxViolation, "the agent could not be launched: \(reason)")
         case .exited, .signaled:
@@ -116,5 +119,6 @@ enum ProcessEnd: Sendable, Hashable {
     case wallClockTimeout(seconds: Int)
     case idleTimeout(seconds: Int)
     case outputLimit(bytes: Int)
+    case limitExceeded(limit: String, amount: Int64)
     case launchFailed(String)
 }

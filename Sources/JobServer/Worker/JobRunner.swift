@@ -102,6 +102,11 @@ struct JobRunner: Sendable {
         let session = AgentSession(launcher: launcher, httpClient: httpClient, configuration: configuration, logger: logger)
         let outcome = await withTaskGroup(of: Void.self) { group -> AgentSession.Outcome in
             group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
+            group.addTask { [control = interruption.control, quota = workspaces.limits.maxProjectBytes] in
+                await WorkspaceQuotaWatch(path: run.work, limitBytes: Int64(quota)).run {
+                    control.stop(.limitExceeded(limit: "workspace_bytes", amount: $0))
+                }
+            }
             let outcome = await session.run(launchRequest, limits: limits, control: interruption.control) { line in
                 if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
             }
@@ -191,6 +196,7 @@ extension ProcessEnd {
         case .wallClockTimeout: self = .wallClockTimeout(seconds: Int(limits.wallClock.components.seconds))
         case .idleTimeout: self = .idleTimeout(seconds: Int(limits.idle.components.seconds))
         case .outputLimit: self = .outputLimit(bytes: limits.maxOutputBytes)
+        case .limitExceeded(let limit, let amount): self = .limitExceeded(limit: limit, amount: amount)
         case .launchFailed(let reason): self = .launchFailed(reason)
         case .cancelled: self = .signaled(9)
         }
