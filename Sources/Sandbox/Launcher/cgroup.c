@@ -41,6 +41,13 @@ bool cgroup_enforced(void) { return state.active; }
 
 const char *cgroup_failure(void) { return state.failure[0] != '\0' ? state.failure : "unknown"; }
 
+/// A job's cgroup is also a CPU scheduling group: the sandbox's processes together get one
+/// share, as much as a single host process. Without a CPU limit that is only a penalty, so the
+/// cpu controller is used only when a limit is asked for.
+static bool wanted(int controller, const struct cgroup_limits *limits) {
+    return controller != CPU || limits->cpu_millis > 0;
+}
+
 static int failed(const char *what, const char *path) {
     snprintf(state.failure, sizeof state.failure, "%s %s: %s", what, path, strerror(errno));
     return -1;
@@ -136,7 +143,7 @@ static int prepare_v2(const struct cgroup_limits *limits) {
         close(fd);
     }
     for (int c = 0; c < CONTROLLERS; c++) {
-        if (strstr(enabled, controller_names[c]) != NULL) continue;
+        if (!wanted(c, limits) || strstr(enabled, controller_names[c]) != NULL) continue;
         char change[32];
         snprintf(change, sizeof change, "+%s", controller_names[c]);
         if (write_file(path, change) != 0) return failed("enable controller in", path);
@@ -162,6 +169,7 @@ static int prepare_v2(const struct cgroup_limits *limits) {
 
 static int prepare_v1(const struct cgroup_limits *limits) {
     for (int c = 0; c < CONTROLLERS; c++) {
+        if (!wanted(c, limits)) continue;
         char own[PATH_MAX], parent[PATH_MAX + 64];
         if (own_cgroup(controller_names[c], own, sizeof own) != 0) return -1;
         snprintf(parent, sizeof parent, CGROUP_ROOT "/%s%s", controller_names[c], own);
@@ -212,6 +220,7 @@ int cgroup_attach(pid_t pid) {
     char value[32];
     snprintf(value, sizeof value, "%d", (int)pid);
     for (int c = 0; c < (state.v2 ? 1 : CONTROLLERS); c++) {
+        if (state.dirs[c][0] == '\0') continue;
         if (write_value(state.dirs[c], "cgroup.procs", value) != 0) return -1;
     }
     return 0;
