@@ -30,6 +30,18 @@ struct SandboxLimitTests {
         if run.report.usage?.cgroup == true { #expect(run.report.usage?.limit == "pids") }
     }
 
+    @Test("the CPU quota holds a busy loop to its share", .enabled(if: SandboxFixture.isRoot))
+    func cpuQuota() async throws {
+        var configuration = SandboxFixture.configuration
+        configuration.cpuMillis = 200  // a fifth of a core
+        let run = try await SandboxFixture.run(
+            "/usr/bin/timeout", ["2", "/bin/sh", "-c", "while :; do :; done"], configuration: configuration)
+        let cpu = try #require(run.report.usage?.cpuMs)
+        #expect(run.report.usage?.cgroup == true)
+        // Unlimited, two seconds of spinning is ~2000 ms of CPU; at 0.2 CPU about 400.
+        #expect(cpu < 1000, "used \(cpu) ms of CPU in 2 s at a 0.2 CPU quota")
+    }
+
     @Test("filling /tmp stops at its size")
     func fillTmp() async throws {
         let run = try await SandboxFixture.shell("dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1 | head -1; du -m /tmp/fill | cut -f1")
