@@ -42,6 +42,32 @@ struct SandboxLimitTests {
         #expect(cpu < 1000, "used \(cpu) ms of CPU in 2 s at a 0.2 CPU quota")
     }
 
+    /// This host mounts v1 controllers, with an empty v2 hierarchy beside them
+    /// (/sys/fs/cgroup/unified): enough to run the v2 path (group, attach, `cgroup.kill`,
+    /// removal) without v2 limits.
+    @Test("cgroup v2: the sandbox runs in a group of its own, which is removed afterwards",
+          .enabled(if: SandboxFixture.isRoot && SandboxFixture.isCgroup2("/sys/fs/cgroup/unified")))
+    func cgroupV2() async throws {
+        let name = "v2test\(UInt32.random(in: 0 ... .max))"
+        let marker = "v2sleeper\(UInt32.random(in: 0 ... .max))"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: SandboxFixture.launcher)
+        process.arguments = ["--sandbox"] + SandboxFixture.identityArguments + [
+            "--cgroup", "required", "--cgroup-name", name, "--", "/usr/bin/bash", "-c", "exec -a \"$MARKER\" sleep 2",
+        ]
+        process.environment = ["JOBSERVER_CGROUP_ROOT": "/sys/fs/cgroup/unified", "MARKER": marker, "PATH": "/usr/bin:/bin"]
+        try process.run()
+        let sleeper = await poll { !HostProcesses.matching(marker).isEmpty }
+        #expect(sleeper)
+        if let pid = HostProcesses.matching(marker).first {
+            let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+            #expect(membership.contains("0::/jobserver-\(name)"), "\(membership)")
+        }
+        await ServiceHarness.waitForExit(process)
+        #expect(process.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/jobserver-\(name)"))
+    }
+
     @Test("filling /tmp stops at its size")
     func fillTmp() async throws {
         let run = try await SandboxFixture.shell("dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1 | head -1; du -m /tmp/fill | cut -f1")

@@ -19,6 +19,12 @@ enum SandboxFixture {
     static let launcher = BuildProducts.path(of: "jobserver-launch")
     static let probe = BuildProducts.path(of: "sandbox-probe")
     static var isRoot: Bool { geteuid() == 0 }
+
+    /// Whether a cgroup v2 hierarchy is mounted at `path`.
+    static func isCgroup2(_ path: String) -> Bool {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").contains { $0.hasPrefix("cgroup2 \(path) ") }
+    }
     /// What a direct call of the launcher needs: a root caller names an unprivileged uid.
     static var identityArguments: [String] {
         isRoot ? ["--map-uid", "1500000001", "--map-gid", "1500000001"] : []

@@ -1,6 +1,7 @@
 // Per-job cgroups: memory, pids and CPU limits for the sandbox's whole process tree, a way to
 // kill all of it, and the counters that tell a limit breach (E008) from a crash.
 //
+// JOBSERVER_CGROUP_ROOT names the mount point if it is not /sys/fs/cgroup.
 // cgroup v2 (one unified hierarchy): a child of the launcher's own cgroup, or of
 // JOBSERVER_CGROUP_PARENT, a directory delegated to the worker with the memory, pids and cpu
 // controllers enabled in its cgroup.subtree_control.
@@ -24,7 +25,12 @@
 
 #include "launcher.h"
 
-#define CGROUP_ROOT "/sys/fs/cgroup"
+/// Where the cgroup filesystem is mounted: /sys/fs/cgroup, or JOBSERVER_CGROUP_ROOT (on a
+/// hybrid host, /sys/fs/cgroup/unified selects its v2 hierarchy).
+static const char *cgroup_root(void) {
+    const char *configured = getenv("JOBSERVER_CGROUP_ROOT");
+    return configured != NULL && configured[0] == '/' ? configured : "/sys/fs/cgroup";
+}
 #define CGROUP2_SUPER_MAGIC 0x63677270
 
 enum controller { MEMORY, PIDS, CPU, CONTROLLERS };
@@ -41,11 +47,17 @@ bool cgroup_enforced(void) { return state.active; }
 
 const char *cgroup_failure(void) { return state.failure[0] != '\0' ? state.failure : "unknown"; }
 
-/// A job's cgroup is also a CPU scheduling group: the sandbox's processes together get one
-/// share, as much as a single host process. Without a CPU limit that is only a penalty, so the
-/// cpu controller is used only when a limit is asked for.
+/// Which controllers a job's cgroup uses. A job's cgroup in the cpu controller is also a
+/// scheduling group: the sandbox's processes together get one share, as much as a single host
+/// process; without a CPU limit that is only a penalty, so cpu is used only for a limit. v1
+/// always uses memory and pids (its kill and report go through them); v2 kills through the
+/// group itself, so it enables only the controllers with a limit.
 static bool wanted(int controller, const struct cgroup_limits *limits) {
-    return controller != CPU || limits->cpu_millis > 0;
+    switch (controller) {
+    case MEMORY: return !state.v2 || limits->memory_bytes > 0;
+    case PIDS: return !state.v2 || limits->pids > 0;
+    default: return limits->cpu_millis > 0;
+    }
 }
 
 static int failed(const char *what, const char *path) {
@@ -129,7 +141,7 @@ static int prepare_v2(const struct cgroup_limits *limits) {
         snprintf(parent, sizeof parent, "%s", configured);
     } else {
         if (own_cgroup("", own, sizeof own) != 0) return -1;
-        snprintf(parent, sizeof parent, CGROUP_ROOT "%s", own);
+        snprintf(parent, sizeof parent, "%s%s", cgroup_root(), own);
     }
     // Enable the controllers for children; refused (EBUSY) where the parent also holds
     // processes and is not the root: then the operator must delegate a directory.
@@ -172,7 +184,7 @@ static int prepare_v1(const struct cgroup_limits *limits) {
         if (!wanted(c, limits)) continue;
         char own[PATH_MAX], parent[PATH_MAX + 64];
         if (own_cgroup(controller_names[c], own, sizeof own) != 0) return -1;
-        snprintf(parent, sizeof parent, CGROUP_ROOT "/%s%s", controller_names[c], own);
+        snprintf(parent, sizeof parent, "%s/%s%s", cgroup_root(), controller_names[c], own);
         if (make_group(state.dirs[c], sizeof state.dirs[c], parent, limits->name) != 0) return -1;
         state.active = true;
     }
@@ -200,8 +212,8 @@ int cgroup_prepare(const struct cgroup_limits *limits) {
     memset(&state, 0, sizeof state);
     if (limits->mode == CGROUP_OFF) return 0;
     struct statfs info;
-    if (statfs(CGROUP_ROOT, &info) != 0) {
-        failed("statfs", CGROUP_ROOT);
+    if (statfs(cgroup_root(), &info) != 0) {
+        failed("statfs", cgroup_root());
     } else {
         state.v2 = info.f_type == CGROUP2_SUPER_MAGIC;
         if ((state.v2 ? prepare_v2(limits) : prepare_v1(limits)) == 0) return 0;

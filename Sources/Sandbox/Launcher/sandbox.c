@@ -11,11 +11,11 @@
 //   move the child into the cgroup                 become uid/gid 1000 (keeps its capabilities
 //                                                    in the new user namespace only)
 //                                                  arm the parent-death signal
-//                                                  unshare(NEWCGROUP); hostname; loopback up
+//                                                  hostname; loopback up
 //                                                  listen on 127.0.0.1:PORT (gateway forwarder)
 //                                                  new root, pivot_root, own /proc (mounts.c)
 //                                                  no nested user namespaces
-//   "cgroup attached" ────────────────────────────▶ wait for it
+//   "cgroup attached" ────────────────────────────▶ wait for it; unshare(NEWCGROUP)
 //                                                  no_new_privs, drop every capability,
 //                                                  seccomp filter (seccomp.c, caps.c)
 //                                                  fork the agent: setsid, rlimits, exec
@@ -97,7 +97,6 @@ _Noreturn static void child_setup(struct options *o, int sync_fd, int status_fd)
     // launcher did not die in between.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl(PDEATHSIG)");
     if (!launcher_alive(sync_fd)) _exit(SETUP_FAILED);
-    if (unshare(CLONE_NEWCGROUP) != 0) fail("unshare(cgroup namespace)");
     const char *hostname = o->hostname != NULL ? o->hostname : "sandbox";
     if (sethostname(hostname, strlen(hostname)) != 0) fail("sethostname");
     bring_up_loopback();
@@ -115,6 +114,8 @@ _Noreturn static void child_setup(struct options *o, int sync_fd, int status_fd)
     if (write_file("/proc/sys/user/max_user_namespaces", "0") != 0) fail("max_user_namespaces");
     char attached = 0;
     if (read_retry(sync_fd, &attached, 1) != 1 || attached != 'c') _exit(SETUP_FAILED);  // not in its cgroup
+    // Now in the job's cgroup: make it the root of what the sandbox sees of cgroups.
+    if (unshare(CLONE_NEWCGROUP) != 0) fail("unshare(cgroup namespace)");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("prctl(NO_NEW_PRIVS)");
     drop_all_capabilities();
     load_seccomp_filter();
