@@ -39,12 +39,19 @@ public struct SandboxConfiguration: Sendable, Hashable {
     public var homeBytes: UInt64
     /// The 127.0.0.1 port inside the sandbox that forwards to the model gateway.
     public var gatewayPort: Int
+    /// Where the cgroup filesystem is mounted, if not `/sys/fs/cgroup` (`JOBSERVER_CGROUP_ROOT`).
+    public var cgroupRoot: String?
+    /// cgroup v2: the delegated directory job cgroups go under (`JOBSERVER_CGROUP_PARENT`);
+    /// default the worker's own cgroup.
+    public var cgroupParent: String?
 
     public init(
         identity: Identity = .forCurrentProcess, cgroups: CgroupMode? = nil, memoryBytes: UInt64? = 4 << 30,
         maxProcesses: UInt64? = 512, cpuMillis: UInt64? = nil, tmpBytes: UInt64 = 512 << 20,
-        homeBytes: UInt64 = 256 << 20, gatewayPort: Int = 8765
+        homeBytes: UInt64 = 256 << 20, gatewayPort: Int = 8765, cgroupRoot: String? = nil, cgroupParent: String? = nil
     ) {
+        self.cgroupRoot = cgroupRoot
+        self.cgroupParent = cgroupParent
         self.identity = identity
         self.cgroups = cgroups ?? (geteuid() == 0 ? .required : .auto)
         self.memoryBytes = memoryBytes

@@ -65,6 +65,8 @@ public struct SandboxLauncher: AgentLauncher {
             let name = jobID.filter { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
                 + "-" + String(UInt64.random(in: 0 ... .max), radix: 36)
             arguments += ["--cgroup-name", name]
+            if let root = configuration.cgroupRoot { arguments += ["--cgroup-root", root] }
+            if let parent = configuration.cgroupParent { arguments += ["--cgroup-parent", parent] }
         }
         if let memory = configuration.memoryBytes { arguments += ["--memory", "\(memory)"] }
         if let pids = configuration.maxProcesses { arguments += ["--pids", "\(pids)"] }

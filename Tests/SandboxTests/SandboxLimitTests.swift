@@ -53,9 +53,10 @@ struct SandboxLimitTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: SandboxFixture.launcher)
         process.arguments = ["--sandbox"] + SandboxFixture.identityArguments + [
-            "--cgroup", "required", "--cgroup-name", name, "--", "/usr/bin/bash", "-c", "exec -a \"$MARKER\" sleep 2",
+            "--cgroup", "required", "--cgroup-name", name, "--cgroup-root", "/sys/fs/cgroup/unified",
+            "--", "/usr/bin/bash", "-c", "exec -a \"$MARKER\" sleep 2",
         ]
-        process.environment = ["JOBSERVER_CGROUP_ROOT": "/sys/fs/cgroup/unified", "MARKER": marker, "PATH": "/usr/bin:/bin"]
+        process.environment = ["MARKER": marker, "PATH": "/usr/bin:/bin"]
         try process.run()
         let sleeper = await poll { !HostProcesses.matching(marker).isEmpty }
         #expect(sleeper)

@@ -95,7 +95,9 @@ struct WorkerCommand: AsyncParsableCommand {
             let sandbox = SandboxLauncher(helperPath: helper, configuration: SandboxConfiguration(
                 cgroups: sandboxCgroups, memoryBytes: sandboxMemoryMb << 20, maxProcesses: sandboxPids,
                 cpuMillis: sandboxCpus.map { UInt64($0 * 1000) }, tmpBytes: sandboxTmpMb << 20,
-                homeBytes: sandboxHomeMb << 20))
+                homeBytes: sandboxHomeMb << 20,
+                cgroupRoot: environment["JOBSERVER_CGROUP_ROOT"].flatMap { $0.isEmpty ? nil : $0 },
+                cgroupParent: environment["JOBSERVER_CGROUP_PARENT"].flatMap { $0.isEmpty ? nil : $0 }))
             // Fail at start, with the reason, rather than fail every job with E006.
             if let problem = await SandboxSelfCheck.run(sandbox) {
                 logger.error("the sandbox does not work on this host", metadata: ["reason": "\(problem)"])

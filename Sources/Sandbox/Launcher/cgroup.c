@@ -1,9 +1,9 @@
 // Per-job cgroups: memory, pids and CPU limits for the sandbox's whole process tree, a way to
 // kill all of it, and the counters that tell a limit breach (E008) from a crash.
 //
-// JOBSERVER_CGROUP_ROOT names the mount point if it is not /sys/fs/cgroup.
+// --cgroup-root names the mount point if it is not /sys/fs/cgroup.
 // cgroup v2 (one unified hierarchy): a child of the launcher's own cgroup, or of
-// JOBSERVER_CGROUP_PARENT, a directory delegated to the worker with the memory, pids and cpu
+// --cgroup-parent, a directory delegated to the worker with the memory, pids and cpu
 // controllers enabled in its cgroup.subtree_control.
 // cgroup v1 (a hierarchy per controller, as on this project's build machines): a child of the
 // launcher's own cgroup in each of the memory, pids and cpu hierarchies.
@@ -25,11 +25,12 @@
 
 #include "launcher.h"
 
-/// Where the cgroup filesystem is mounted: /sys/fs/cgroup, or JOBSERVER_CGROUP_ROOT (on a
-/// hybrid host, /sys/fs/cgroup/unified selects its v2 hierarchy).
+static const struct cgroup_limits *current;
+
+/// Where the cgroup filesystem is mounted: /sys/fs/cgroup, or --cgroup-root (on a hybrid
+/// host, /sys/fs/cgroup/unified selects its v2 hierarchy).
 static const char *cgroup_root(void) {
-    const char *configured = getenv("JOBSERVER_CGROUP_ROOT");
-    return configured != NULL && configured[0] == '/' ? configured : "/sys/fs/cgroup";
+    return current != NULL && current->root != NULL ? current->root : "/sys/fs/cgroup";
 }
 #define CGROUP2_SUPER_MAGIC 0x63677270
 
@@ -136,7 +137,7 @@ static int make_group(char *dir, size_t size, const char *parent, const char *na
 
 static int prepare_v2(const struct cgroup_limits *limits) {
     char parent[PATH_MAX], own[PATH_MAX];
-    const char *configured = getenv("JOBSERVER_CGROUP_PARENT");
+    const char *configured = limits->parent;
     if (configured != NULL && configured[0] != '\0') {
         snprintf(parent, sizeof parent, "%s", configured);
     } else {
@@ -210,6 +211,7 @@ static int prepare_v1(const struct cgroup_limits *limits) {
 
 int cgroup_prepare(const struct cgroup_limits *limits) {
     memset(&state, 0, sizeof state);
+    current = limits;
     if (limits->mode == CGROUP_OFF) return 0;
     struct statfs info;
     if (statfs(cgroup_root(), &info) != 0) {

@@ -27,6 +27,8 @@ enum cgroup_mode { CGROUP_OFF, CGROUP_AUTO, CGROUP_REQUIRED };
 struct cgroup_limits {
     enum cgroup_mode mode;
     const char *name;                 // leaf name, unique per job attempt
+    const char *root;                 // mount point of the cgroup filesystem (NULL: /sys/fs/cgroup)
+    const char *parent;               // v2: the delegated directory (NULL: the launcher's cgroup)
     unsigned long long memory_bytes;  // 0: unset
     unsigned long long pids;          // 0: unset
     unsigned long long cpu_millis;    // CPU time per second of wall clock; 0: unset

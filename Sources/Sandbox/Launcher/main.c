@@ -19,6 +19,7 @@
 //     --hostname NAME
 //     --cgroup off|auto|required    cgroup limits: none, where delegated, or fail without them
 //     --cgroup-name NAME --memory BYTES --pids N --cpu-millis N
+//     --cgroup-root DIR (default /sys/fs/cgroup) --cgroup-parent DIR (v2: the delegated directory)
 //   jobserver-launch --export-seccomp   writes the sandbox's seccomp filter (BPF) to stdout
 //
 // Contract with the worker:
@@ -119,6 +120,11 @@ static void parse_options(int argc, char **argv, struct options *o) {
         } else if (strcmp(a, "--cgroup-name") == 0) {
             o->cgroup.name = argv[++i];
             if (strchr(o->cgroup.name, '/') != NULL || o->cgroup.name[0] == '.') fail_msg(a, "bad name");
+        } else if (strcmp(a, "--cgroup-root") == 0 || strcmp(a, "--cgroup-parent") == 0) {
+            const char *path = argv[++i];
+            if (path[0] != '/') fail_msg(a, "must be an absolute path");
+            if (strcmp(a, "--cgroup-root") == 0) o->cgroup.root = path;
+            else o->cgroup.parent = path;
         } else if (strcmp(a, "--memory") == 0) {
             o->cgroup.memory_bytes = parse_number(argv[++i], a);
         } else if (strcmp(a, "--pids") == 0) {
