@@ -36,9 +36,10 @@ public protocol LimitStore: Sendable {
     /// What a user uses now: queued and running jobs, today's model usage, the rate state.
     func usage(of user: UserID) async throws -> UserUsage
 
-    /// Sets the model usage of the owner's current attempt at a job to `attemptTotal` (a
-    /// running total, so repeating a charge is harmless) and adds the difference to the
-    /// user's usage of the current UTC day.
+    /// Sets the model usage of the owner's run of a job (its current attempt under this
+    /// lease) to `attemptTotal` — a running total, so repeating a charge is harmless and a
+    /// final exact figure may replace an estimate — and adds the difference to the user's
+    /// usage of the current UTC day.
     /// - Returns: whether the user's daily budgets still hold after the charge.
     /// - Throws: `StoreError.leaseLost` unless `owner` holds the job's lease.
     func chargeUsage(_ id: JobID, owner: String, attemptTotal: MeteredUsage) async throws -> BudgetCheck

@@ -56,16 +56,16 @@ extension SQLiteJobStore: LimitStore {
             guard job.status == .running, job.leaseOwner == owner, let expiry = job.leaseExpiresAt, expiry > now
             else { throw StoreError.leaseLost(id) }
             let charged = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT tokens, cost_micro_usd FROM job_usage WHERE job_id = ? AND attempt = ?
-                """), arguments: [id.rawValue, job.attempt])
+                SELECT tokens, cost_micro_usd FROM job_usage WHERE job_id = ? AND attempt = ? AND owner = ?
+                """), arguments: [id.rawValue, job.attempt, owner])
             let before = MeteredUsage(tokens: charged?["tokens"] ?? 0, costMicroUSD: charged?["cost_micro_usd"] ?? 0)
             let delta = MeteredUsage(tokens: attemptTotal.tokens - before.tokens,
                                      costMicroUSD: attemptTotal.costMicroUSD - before.costMicroUSD)
             let day = UsageDay.index(of: now)
             if delta != MeteredUsage() {
                 try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO job_usage (job_id, attempt, tokens, cost_micro_usd) VALUES (?, ?, ?, ?)
-                    """).execute(arguments: [id.rawValue, job.attempt, attemptTotal.tokens, attemptTotal.costMicroUSD])
+                    INSERT OR REPLACE INTO job_usage (job_id, attempt, owner, tokens, cost_micro_usd) VALUES (?, ?, ?, ?, ?)
+                    """).execute(arguments: [id.rawValue, job.attempt, owner, attemptTotal.tokens, attemptTotal.costMicroUSD])
                 try SQLiteLimitRows.addUsage(db, user: job.userID, day: day, delta)
             }
             let limits = try SQLiteLimitRows.limits(db, user: job.userID, defaults: SQLiteLimitRows.defaults(db, builtin: builtin))

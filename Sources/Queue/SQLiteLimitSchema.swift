@@ -8,8 +8,9 @@
 ///   `jobs`, whichever code path makes it. Limits read them in O(1) instead of counting the
 ///   queue.
 /// - `rate_limits`: each user's GCRA state (theoretical arrival time, microseconds).
-/// - `user_usage`: model usage per user and UTC day; `job_usage`: per job attempt, so a
-///   worker's running totals turn into exact increments.
+/// - `user_usage`: model usage per user and UTC day; `job_usage`: per run (job, attempt and
+///   lease owner: a released job runs its attempt again under another owner), so a worker's
+///   running totals turn into exact increments.
 /// - `jobs.cost`: the job's cost units, fixed at submission.
 enum SQLiteLimitSchema {
     static let v2 = """
@@ -97,9 +98,10 @@ enum SQLiteLimitSchema {
         CREATE TABLE job_usage (
             job_id TEXT NOT NULL,
             attempt INTEGER NOT NULL,
+            owner TEXT NOT NULL,
             tokens INTEGER NOT NULL,
             cost_micro_usd INTEGER NOT NULL,
-            PRIMARY KEY (job_id, attempt)
+            PRIMARY KEY (job_id, attempt, owner)
         ) WITHOUT ROWID;
         """
 }
