@@ -136,14 +136,19 @@ for ((round = 1; round <= LIMITS_ROUNDS; round++)); do
         start_service "$WORK/limits-$mode-$round" 0 "$mode"
         "$BENCH" submit --url "$URL" --token "$TOKEN" --jobs "$SUBMIT_JOBS" --concurrency "$SUBMIT_CONCURRENCY" \
             | tee "$WORK/limits-$mode-$round.out" | grep RESULT | sed "s/^/limits $mode, round $round: /"
+        # The server's own CPU time per submission: steadier than throughput on shared cores.
+        awk -v ticks="$(getconf CLK_TCK)" -v jobs="$SUBMIT_JOBS" '{ printf "CPU server_cpu_us_per_submit=%.0f\n", ($14 + $15) * 1e6 / ticks / jobs }' \
+            "/proc/${PIDS[0]}/stat" | tee -a "$WORK/limits-$mode-$round.out"
         stop_pids
     done
 done
-limits_mean() { cat "$WORK"/limits-"$1"-*.out | grep -o 'submit_jobs_per_s=[^ ]*' | cut -d= -f2 | awk '{ s += $1; n++ } END { printf "%.1f", s / n }'; }
-limits_off=$(limits_mean off)
-limits_on=$(limits_mean on)
+limits_mean() { cat "$WORK"/limits-"$1"-*.out | grep -o "$2=[^ ]*" | cut -d= -f2 | awk '{ s += $1; n++ } END { printf "%.1f", s / n }'; }
+limits_off=$(limits_mean off submit_jobs_per_s)
+limits_on=$(limits_mean on submit_jobs_per_s)
+limits_off_cpu=$(limits_mean off server_cpu_us_per_submit)
+limits_on_cpu=$(limits_mean on server_cpu_us_per_submit)
 limits_refused=$(cat "$WORK"/limits-*.out | grep -o 'accepted=[^ ]*' | cut -d= -f2 | awk -v want="$SUBMIT_JOBS" '$1 != want { bad++ } END { print bad + 0 }')
-echo "limits: off $limits_off jobs/s, on $limits_on jobs/s (mean of $LIMITS_ROUNDS each; runs with a refused or failed submission: $limits_refused)"
+echo "limits: off $limits_off jobs/s, on $limits_on jobs/s; server CPU per submission off $limits_off_cpu us, on $limits_on_cpu us (mean of $LIMITS_ROUNDS each; runs with a refused or failed submission: $limits_refused)"
 
 for phase in submit e2e latency; do
     count=$(grep -ciE '\b(error|critical)\b' "$WORK/$phase/processes.log" || true)
@@ -165,7 +170,7 @@ echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
 awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
     -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" \
-    -v lon="$limits_on" -v loff="$limits_off" '
+    -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" '
 function verdict(ok) { return ok ? "met" : "MISSED" }
 BEGIN {
     printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
@@ -175,6 +180,7 @@ BEGIN {
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s)", lon, loff, lon / loff, ">=0.90x", verdict(lon / loff >= 0.9)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lonc / loffc, "<=1.10x", verdict(lonc / loffc <= 1.1)
     printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
 }'
 

@@ -15,17 +15,17 @@ struct SQLiteAdmission {
     let builtin: UserLimits
     private let nowMicros: Int64
     private let day: Int64
-    private var defaults: UserLimits?
     private var users: [UserID: UserState] = [:]
     private var depth: Int?
 
+    /// One user's limits and usage, read once per batch (`SQLiteLimitRows.admissionSnapshot`)
+    /// and kept current in memory as the batch's jobs are admitted.
     private struct UserState {
         var limits: UserLimits
-        var queuedCost: Int?
+        var queuedCost: Int
         var tat: Int64?
-        var tatLoaded = false
         var tatChanged = false
-        var today: MeteredUsage?
+        var today: MeteredUsage
     }
 
     /// What admitting one job decided.
@@ -50,44 +50,27 @@ struct SQLiteAdmission {
     mutating func admit(_ job: NewJob, _ admission: Admission?) throws -> Admitted {
         var state = try userState(job.userID)
         let cost = state.limits.cost(of: job.kind)
-        var rate: RateLimitStatus?
-        if let admission {
-            rate = try check(job.userID, cost: cost, admission, &state)
-        }
-        if let queued = state.queuedCost { state.queuedCost = queued + cost }
-        if let depth { self.depth = depth + 1 }
+        let rate = try admission.map { try check(cost: cost, $0, &state) } ?? nil
+        state.queuedCost += cost
+        depth = depth.map { $0 + 1 }
         users[job.userID] = state
         return Admitted(cost: cost, rate: rate)
     }
 
     /// Applies the admission's limits in a fixed order (queue cap, budgets, `max_queued`, rate),
     /// so a job refused for any reason spends no rate.
-    private mutating func check(_ user: UserID, cost: Int, _ admission: Admission, _ state: inout UserState) throws -> RateLimitStatus? {
+    private func check(cost: Int, _ admission: Admission, _ state: inout UserState) throws -> RateLimitStatus? {
         let limiter = admission.userLimits ? state.limits.limiter : nil
-        if limiter != nil, !state.tatLoaded {
-            state.tat = try SQLiteLimitRows.tat(db, user: user)
-            state.tatLoaded = true
-        }
         let peek = limiter.map { $0.status(tat: state.tat, now: nowMicros) }
-        if let cap = admission.maxQueueDepth {
-            let depth = try self.depth ?? SQLiteLimitRows.queueDepth(db)
-            self.depth = depth
-            if depth >= cap { throw LimitRefusal.queueFull(limit: cap, status: peek) }
+        if let cap = admission.maxQueueDepth, let depth, depth >= cap {
+            throw LimitRefusal.queueFull(limit: cap, status: peek)
         }
         guard admission.userLimits else { return nil }
-        if state.limits.dailyTokens != nil || state.limits.dailyCostMicroUSD != nil {
-            let used = try state.today ?? SQLiteLimitRows.usage(db, user: user, day: day)
-            state.today = used
-            if let spent = BudgetExhaustion.first(limits: state.limits, used: used, now: now, crossed: false) {
-                throw LimitRefusal.budget(spent, status: peek)
-            }
+        if let spent = BudgetExhaustion.first(limits: state.limits, used: state.today, now: now, crossed: false) {
+            throw LimitRefusal.budget(spent, status: peek)
         }
-        if let maxQueued = state.limits.maxQueued {
-            let queued = try state.queuedCost ?? SQLiteLimitRows.counters(db, user: user).queuedCost
-            state.queuedCost = queued
-            if queued > 0, queued + cost > maxQueued {
-                throw LimitRefusal.tooManyQueued(limit: maxQueued, queued: queued, status: peek)
-            }
+        if let maxQueued = state.limits.maxQueued, state.queuedCost > 0, state.queuedCost + cost > maxQueued {
+            throw LimitRefusal.tooManyQueued(limit: maxQueued, queued: state.queuedCost, status: peek)
         }
         guard let limiter else { return nil }
         let decision = limiter.decide(tat: state.tat, now: nowMicros, cost: cost)
@@ -108,8 +91,10 @@ struct SQLiteAdmission {
 
     private mutating func userState(_ user: UserID) throws -> UserState {
         if let state = users[user] { return state }
-        let defaults = try self.defaults ?? SQLiteLimitRows.defaults(db, builtin: builtin)
-        self.defaults = defaults
-        return UserState(limits: try SQLiteLimitRows.limits(db, user: user, defaults: defaults))
+        let snapshot = try SQLiteLimitRows.admissionSnapshot(db, user: user, day: day)
+        if depth == nil { depth = snapshot.queueDepth }
+        return UserState(
+            limits: snapshot.own.applied(to: snapshot.defaults.applied(to: builtin)), queuedCost: snapshot.queuedCost,
+            tat: snapshot.tat, today: snapshot.today)
     }
 }

@@ -13,10 +13,11 @@ enum SQLiteLimitRows {
         }
     }
 
-    static let columns = """
-        rate_count, rate_period_ms, burst, max_running, max_queued, daily_tokens, daily_cost_micro_usd,
-        disk_quota_bytes, kind_costs
-        """
+    static let columnNames = [
+        "rate_count", "rate_period_ms", "burst", "max_running", "max_queued", "daily_tokens",
+        "daily_cost_micro_usd", "disk_quota_bytes", "kind_costs",
+    ]
+    static let columns = columnNames.joined(separator: ", ")
 
     /// The stored overrides under `key`; empty when there is no row.
     static func overrides(_ db: Database, key: String) throws -> LimitOverrides {
@@ -26,15 +27,16 @@ enum SQLiteLimitRows {
         return overrides(row)
     }
 
-    static func overrides(_ row: Row) -> LimitOverrides {
+    /// The overrides in `row`'s limit columns, named with `prefix` (see `admissionSnapshot`).
+    static func overrides(_ row: Row, prefix: String = "") -> LimitOverrides {
         func setting<T: BinaryInteger & Sendable>(_ column: String, as: T.Type) -> LimitSetting<T> {
-            guard let value = row[column] as Int64? else { return .inherit }
+            guard let value = row[prefix + column] as Int64? else { return .inherit }
             return value < 0 ? .unlimited : .value(T(value))
         }
         var overrides = LimitOverrides()
-        if let count = row["rate_count"] as Int64? {
+        if let count = row[prefix + "rate_count"] as Int64? {
             overrides.rate = count < 0 ? .unlimited
-                : .value(RatePolicy(count: Int(count), periodMillis: row["rate_period_ms"] as Int64? ?? 60_000))
+                : .value(RatePolicy(count: Int(count), periodMillis: row[prefix + "rate_period_ms"] as Int64? ?? 60_000))
         }
         overrides.burst = setting("burst", as: Int.self)
         overrides.maxRunning = setting("max_running", as: Int.self)
@@ -42,7 +44,7 @@ enum SQLiteLimitRows {
         overrides.dailyTokens = setting("daily_tokens", as: Int64.self)
         overrides.dailyCostMicroUSD = setting("daily_cost_micro_usd", as: Int64.self)
         overrides.diskQuotaBytes = setting("disk_quota_bytes", as: Int64.self)
-        if let text = row["kind_costs"] as String?, let object = JSONValue.parse(text)?.objectValue {
+        if let text = row[prefix + "kind_costs"] as String?, let object = JSONValue.parse(text)?.objectValue {
             for (kind, value) in object {
                 if let cost = value.intValue { overrides.kindCosts[kind] = cost }
             }
@@ -80,6 +82,43 @@ enum SQLiteLimitRows {
         try db.execute(sql: """
             INSERT OR REPLACE INTO user_limits (user_id, \(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: StatementArguments(values))
+    }
+
+    /// Everything admitting one user's submissions reads, as of the start of a batch.
+    struct AdmissionSnapshot {
+        var own: LimitOverrides
+        var defaults: LimitOverrides
+        var tat: Int64?
+        var queuedCost: Int
+        var today: MeteredUsage
+        var queueDepth: Int
+    }
+
+    /// The user's and the store-wide overrides, GCRA state, queued cost units, today's usage and
+    /// the queue depth in one statement: the submission path pays one read per user and batch.
+    static func admissionSnapshot(_ db: Database, user: UserID, day: Int64) throws -> AdmissionSnapshot {
+        func limitColumns(_ table: String, _ prefix: String) -> String {
+            columnNames.map { "\(table).\($0) AS \(prefix)\($0)" }.joined(separator: ", ")
+        }
+        let statement = try db.cachedStatement(sql: """
+            SELECT \(limitColumns("l", "u_")), \(limitColumns("d", "d_")), r.tat_us AS tat,
+                   c.queued_cost AS queued_cost, g.tokens AS tokens, g.cost_micro_usd AS cost, q.queued_jobs AS depth
+            FROM (SELECT ? AS id) me
+            LEFT JOIN user_limits l ON l.user_id = me.id
+            LEFT JOIN user_limits d ON d.user_id = '\(defaultsKey)'
+            LEFT JOIN rate_limits r ON r.user_id = me.id
+            LEFT JOIN user_counters c ON c.user_id = me.id
+            LEFT JOIN user_usage g ON g.user_id = me.id AND g.day = ?
+            LEFT JOIN queue_depth q ON q.id = 1
+            """)
+        guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, day]) else {
+            throw StoreError.unavailable("admission snapshot returned no row")
+        }
+        return AdmissionSnapshot(
+            own: overrides(row, prefix: "u_"), defaults: overrides(row, prefix: "d_"), tat: row["tat"],
+            queuedCost: row["queued_cost"] ?? 0,
+            today: MeteredUsage(tokens: row["tokens"] ?? 0, costMicroUSD: row["cost"] ?? 0),
+            queueDepth: row["depth"] ?? 0)
     }
 
     /// The store-wide defaults applied over the engine's built-in ones.
