@@ -5,7 +5,7 @@
 #
 # Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
 # BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
-# BENCH_LATENCY_JOBS (200), BENCH_LIMITS_ROUNDS (2 alternations of limits off/on),
+# BENCH_LATENCY_JOBS (200), BENCH_LIMITS_ROUNDS (5 alternations of limits off/on),
 # BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
 # BENCH_SKIP_BUILD=1 uses already-built products, BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
 #
@@ -20,7 +20,7 @@ E2E_JOBS=${BENCH_E2E_JOBS:-1000}
 WORKERS=${BENCH_WORKERS:-2}
 WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-2}
 LATENCY_JOBS=${BENCH_LATENCY_JOBS:-200}
-LIMITS_ROUNDS=${BENCH_LIMITS_ROUNDS:-2}
+LIMITS_ROUNDS=${BENCH_LIMITS_ROUNDS:-5}
 SCRATCH=${BENCH_SCRATCH_PATH:-.build}
 
 PIDS=()
@@ -142,13 +142,21 @@ for ((round = 1; round <= LIMITS_ROUNDS; round++)); do
         stop_pids
     done
 done
-limits_mean() { cat "$WORK"/limits-"$1"-*.out | grep -o "$2=[^ ]*" | cut -d= -f2 | awk '{ s += $1; n++ } END { printf "%.1f", s / n }'; }
-limits_off=$(limits_mean off submit_jobs_per_s)
-limits_on=$(limits_mean on submit_jobs_per_s)
-limits_off_cpu=$(limits_mean off server_cpu_us_per_submit)
-limits_on_cpu=$(limits_mean on server_cpu_us_per_submit)
+# Medians over the rounds, and the median of each round's on/off ratio: one disturbed round
+# (other work on the machine) moves neither.
+limits_figure() { grep -ho "$2=[^ ]*" "$WORK"/limits-"$1"-*.out | cut -d= -f2; }
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+limits_ratio() { paste <(limits_figure on "$1") <(limits_figure off "$1") | awk '{ print $1 / $2 }' | median; }
+limits_off=$(limits_figure off submit_jobs_per_s | median)
+limits_on=$(limits_figure on submit_jobs_per_s | median)
+limits_off_cpu=$(limits_figure off server_cpu_us_per_submit | median)
+limits_on_cpu=$(limits_figure on server_cpu_us_per_submit | median)
+limits_rate_ratio=$(limits_ratio submit_jobs_per_s)
+limits_cpu_ratio=$(limits_ratio server_cpu_us_per_submit)
 limits_refused=$(cat "$WORK"/limits-*.out | grep -o 'accepted=[^ ]*' | cut -d= -f2 | awk -v want="$SUBMIT_JOBS" '$1 != want { bad++ } END { print bad + 0 }')
-echo "limits: off $limits_off jobs/s, on $limits_on jobs/s; server CPU per submission off $limits_off_cpu us, on $limits_on_cpu us (mean of $LIMITS_ROUNDS each; runs with a refused or failed submission: $limits_refused)"
+echo "limits (medians of $LIMITS_ROUNDS rounds): off $limits_off jobs/s, on $limits_on jobs/s, on/off per round $limits_rate_ratio;" \
+    "server CPU per submission off $limits_off_cpu us, on $limits_on_cpu us, on/off per round $limits_cpu_ratio;" \
+    "runs with a refused or failed submission: $limits_refused"
 
 for phase in submit e2e latency; do
     count=$(grep -ciE '\b(error|critical)\b' "$WORK/$phase/processes.log" || true)
@@ -170,7 +178,8 @@ echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
 awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
     -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" \
-    -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" '
+    -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" \
+    -v lr="$limits_rate_ratio" -v lcr="$limits_cpu_ratio" '
 function verdict(ok) { return ok ? "met" : "MISSED" }
 BEGIN {
     printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
@@ -179,8 +188,8 @@ BEGIN {
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "end-to-end no-op (jobs/s)", oe, he, oe / he, ">=4x", verdict(oe / he >= 4)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
-    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s)", lon, loff, lon / loff, ">=0.90x", verdict(lon / loff >= 0.9)
-    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lonc / loffc, "<=1.10x", verdict(lonc / loffc <= 1.1)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s, median)", lon, loff, lr, ">=0.90x", verdict(lr >= 0.9)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lcr, "<=1.10x", verdict(lcr <= 1.1)
     printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
 }'
 
