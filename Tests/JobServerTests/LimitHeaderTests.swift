@@ -10,7 +10,8 @@ import Testing
 
 /// The limit answers of the HTTP API through the router: the IETF rate-limit fields on every
 /// submission answer, `429 E002` / `503 E015` with `Retry-After`, `GET /v1/me`, and the disk
-/// quota on uploads. The store is a real SQLite file; limits are set through it.
+/// quota on uploads. The store is a real SQLite file on a manual clock (the figures are exact
+/// however slowly the test runs); limits are set through it.
 @Suite struct LimitHeaderTests {
     static let policy = HTTPField.Name("RateLimit-Policy")!
     static let rateLimit = HTTPField.Name("RateLimit")!
@@ -21,7 +22,10 @@ import Testing
         _ body: @escaping @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await withTemporaryDirectory(prefix: "limits-api-") { directory in
-            let fixture = try await APIFixture.make(in: directory)
+            let store = try SQLiteJobStore(path: directory + "/jobs.sqlite", clock: ManualClock())
+            let fixture = APIFixture(
+                directory: directory, store: store, workspaces: WorkspaceStore(root: directory + "/workspaces"),
+                alice: try await APIFixture.addUser("alice", to: store), bob: try await APIFixture.addUser("bob", to: store))
             var logger = Logger(label: "limit-tests")
             logger.logLevel = .critical
             let router = buildRouter(store: fixture.store, workspaces: fixture.workspaces, admission: admission)
@@ -33,7 +37,7 @@ import Testing
 
     @Test func everySubmissionAnswerCarriesTheRateFieldsAndTheRefusalARetryAfter() async throws {
         try await withLimitedAPI { fixture, client in
-            // One unit a minute, two at once: the figures do not move while the test runs.
+            // One unit a minute, two at once.
             _ = try await fixture.store.updateLimits(for: .user(fixture.alice.id)) {
                 $0.rate = .value(.perMinute(1)); $0.burst = .value(2)
             }
