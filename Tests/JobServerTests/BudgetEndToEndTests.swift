@@ -80,7 +80,7 @@ struct BudgetEndToEndTests {
                 #expect(next.json?["error"]?["details"]?["budget"]?.stringValue == "daily_tokens")
                 let midnight = UsageDay.nextReset(after: Date()).timeIntervalSinceNow
                 let retryAfter = try #require(next.header("Retry-After").flatMap(Double.init))
-                #expect(abs(retryAfter - midnight) < 5, "Retry-After \(retryAfter) s, midnight in \(midnight) s")
+                #expect(abs(retryAfter - midnight) < 60, "Retry-After \(retryAfter) s, midnight in \(midnight) s")
                 #expect(next.header("RateLimit") != nil && next.header("RateLimit-Policy") != nil)
             }
         }
