@@ -5,7 +5,8 @@
 #
 # Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
 # BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
-# BENCH_LATENCY_JOBS (200), BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
+# BENCH_LATENCY_JOBS (200), BENCH_LIMITS_ROUNDS (5 alternations of limits off/on),
+# BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
 # BENCH_SKIP_BUILD=1 uses already-built products, BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
 #
 # Every process it starts is stopped by pid on exit.
@@ -19,6 +20,7 @@ E2E_JOBS=${BENCH_E2E_JOBS:-1000}
 WORKERS=${BENCH_WORKERS:-2}
 WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-2}
 LATENCY_JOBS=${BENCH_LATENCY_JOBS:-200}
+LIMITS_ROUNDS=${BENCH_LIMITS_ROUNDS:-5}
 SCRATCH=${BENCH_SCRATCH_PATH:-.build}
 
 PIDS=()
@@ -80,13 +82,22 @@ export LOG_LEVEL=${LOG_LEVEL:-warning}
 # The no-op agent never calls a model; the worker gets a dummy key and an unroutable URL.
 export ANTHROPIC_API_KEY=sk-bench-unused ANTHROPIC_BASE_URL=http://127.0.0.1:9
 
-# start_service DIR WORKER_PROCESSES: fresh store, one server, N workers; sets URL and TOKEN.
+# start_service DIR WORKER_PROCESSES [LIMITS]: fresh store, one server, N workers; sets URL and
+# TOKEN. LIMITS: `lifted` (default: the bench user has no per-user limits, since these phases
+# measure the service, not its throttling), `on` (every per-user limit enforced, each set too
+# high to refuse anything), `off` (the server runs with --no-user-limits).
 start_service() {
-    local dir=$1 workers=$2 i
+    local dir=$1 workers=$2 limits=${3:-lifted} i serve_flags=()
     mkdir -p "$dir"
     "$JS" migrate --data "$dir" >>"$dir/processes.log" 2>&1
     TOKEN=$("$JS" user create bench --data "$dir" 2>>"$dir/processes.log" | tail -1)
-    "$JS" serve --data "$dir" --host 127.0.0.1 --port 0 --port-file "$dir/port" >>"$dir/processes.log" 2>&1 &
+    case $limits in
+        lifted) "$JS" user limits bench --rate none --max-running none --max-queued none --data "$dir" >>"$dir/processes.log" 2>&1 ;;
+        on) "$JS" user limits bench --rate 1000000/s --burst 1000000 --max-running none --max-queued 100000000 \
+                --daily-tokens 1000000000000 --daily-cost-usd 1000000 --data "$dir" >>"$dir/processes.log" 2>&1 ;;
+        off) serve_flags=(--no-user-limits) ;;
+    esac
+    "$JS" serve --data "$dir" --host 127.0.0.1 --port 0 --port-file "$dir/port" "${serve_flags[@]}" >>"$dir/processes.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
     [ -s "$dir/port" ] || { echo "bench: server did not start"; cat "$dir/processes.log"; exit 1; }
@@ -118,6 +129,35 @@ start_service "$WORK/latency" 1
 "$BENCH" latency --url "$URL" --token "$TOKEN" --jobs "$LATENCY_JOBS" | tee "$WORK/latency.out"
 stop_pids
 
+echo
+echo "== jobserver: limiter cost on the submission path ($LIMITS_ROUNDS x limits off, then on; $SUBMIT_JOBS jobs each, server only)"
+for ((round = 1; round <= LIMITS_ROUNDS; round++)); do
+    for mode in off on; do
+        start_service "$WORK/limits-$mode-$round" 0 "$mode"
+        "$BENCH" submit --url "$URL" --token "$TOKEN" --jobs "$SUBMIT_JOBS" --concurrency "$SUBMIT_CONCURRENCY" \
+            | tee "$WORK/limits-$mode-$round.out" | grep RESULT | sed "s/^/limits $mode, round $round: /"
+        # The server's own CPU time per submission: steadier than throughput on shared cores.
+        awk -v ticks="$(getconf CLK_TCK)" -v jobs="$SUBMIT_JOBS" '{ printf "CPU server_cpu_us_per_submit=%.0f\n", ($14 + $15) * 1e6 / ticks / jobs }' \
+            "/proc/${PIDS[0]}/stat" | tee -a "$WORK/limits-$mode-$round.out"
+        stop_pids
+    done
+done
+# Medians over the rounds, and the median of each round's on/off ratio: one disturbed round
+# (other work on the machine) moves neither.
+limits_figure() { grep -ho "$2=[^ ]*" "$WORK"/limits-"$1"-*.out | cut -d= -f2; }
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+limits_ratio() { paste <(limits_figure on "$1") <(limits_figure off "$1") | awk '{ print $1 / $2 }' | median; }
+limits_off=$(limits_figure off submit_jobs_per_s | median)
+limits_on=$(limits_figure on submit_jobs_per_s | median)
+limits_off_cpu=$(limits_figure off server_cpu_us_per_submit | median)
+limits_on_cpu=$(limits_figure on server_cpu_us_per_submit | median)
+limits_rate_ratio=$(limits_ratio submit_jobs_per_s)
+limits_cpu_ratio=$(limits_ratio server_cpu_us_per_submit)
+limits_refused=$(cat "$WORK"/limits-*.out | grep -o 'accepted=[^ ]*' | cut -d= -f2 | awk -v want="$SUBMIT_JOBS" '$1 != want { bad++ } END { print bad + 0 }')
+echo "limits (medians of $LIMITS_ROUNDS rounds): off $limits_off jobs/s, on $limits_on jobs/s, on/off per round $limits_rate_ratio;" \
+    "server CPU per submission off $limits_off_cpu us, on $limits_on_cpu us, on/off per round $limits_cpu_ratio;" \
+    "runs with a refused or failed submission: $limits_refused"
+
 for phase in submit e2e latency; do
     count=$(grep -ciE '\b(error|critical)\b' "$WORK/$phase/processes.log" || true)
     [ "$count" = "0" ] || echo "bench: $phase: $count error lines in the service log (BENCH_KEEP=1 to keep $WORK/$phase/processes.log)"
@@ -137,7 +177,9 @@ p99=$(value "$WORK/latency.out" latency_p99_ms)
 echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
 awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
-    -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" '
+    -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" \
+    -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" \
+    -v lr="$limits_rate_ratio" -v lcr="$limits_cpu_ratio" '
 function verdict(ok) { return ok ? "met" : "MISSED" }
 BEGIN {
     printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
@@ -146,6 +188,8 @@ BEGIN {
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "end-to-end no-op (jobs/s)", oe, he, oe / he, ">=4x", verdict(oe / he >= 4)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s, median)", lon, loff, lr, ">=0.90x", verdict(lr >= 0.9)
+    printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lcr, "<=1.10x", verdict(lcr <= 1.1)
     printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
 }'
 

@@ -94,6 +94,15 @@ public enum JobLifecycle {
         return next
     }
 
+    /// Fails a queued job that may not start (its user's daily budget is spent) without
+    /// running it; `E002` tells the client to submit again once the budget resets.
+    public static func refuse(_ job: JobRecord, because error: JobError, now: Date) throws(Refusal) -> JobRecord {
+        guard job.status == .queued else { throw job.status.isTerminal ? .terminal : .notClaimable }
+        var next = job
+        next.finish(.failed, at: now, result: nil, metrics: nil, error: error)
+        return next
+    }
+
     /// A queued job is cancelled at once; a running one is flagged for its worker to stop.
     public static func requestCancel(_ job: JobRecord, now: Date) -> JobRecord {
         var next = job

@@ -94,11 +94,13 @@ extension JobRecord {
     }
 
     private static let insertSQL =
-        "INSERT INTO jobs (\(columns)) VALUES (\(Array(repeating: "?", count: 22).joined(separator: ", ")))"
+        "INSERT INTO jobs (\(columns), cost) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))"
 
-    /// Inserts this new job.
-    func insert(_ db: Database) throws {
-        try db.cachedStatement(sql: Self.insertSQL).execute(arguments: rowArguments())
+    /// Inserts this new job with its cost units (`UserLimits.cost(of:)`).
+    func insert(_ db: Database, cost: Int = 1) throws {
+        var arguments = try rowArguments()
+        arguments += [cost]
+        try db.cachedStatement(sql: Self.insertSQL).execute(arguments: arguments)
     }
 
     /// Writes every field of this job over its row.

@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// after its change is committed, so an acknowledged submission survives a crash of any
 /// process. As a `Service`, an engine runs its background duties (change notifications) for
 /// as long as its owner's service group runs; plain reads and writes work without it.
-public protocol JobStore: Service {
+public protocol JobStore: Service, LimitStore {
     /// Wake-ups for the queue, cancellations and event logs.
     var changes: any ChangeFeed { get }
 
@@ -32,8 +32,10 @@ public protocol JobStore: Service {
     /// Cancels a queued job at once, flags a running one; terminal jobs are returned as they are.
     func requestCancel(_ id: JobID, userID: UserID?) async throws -> JobRecord?
 
-    /// Claims the most urgent claimable job (priority, then FIFO) with a lease for `owner`.
-    /// Recovers expired leases first.
+    /// Claims the most urgent claimable job with a lease for `owner`: by priority, then the
+    /// user with the fewest running jobs, then FIFO; users at their `max_running` are skipped
+    /// and jobs of users whose daily budget is spent are refused (`LimitStore`). Recovers
+    /// expired leases first.
     func claim(owner: String, lease: Duration) async throws -> JobRecord?
 
     /// Extends the owner's lease.

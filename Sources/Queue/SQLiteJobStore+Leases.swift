@@ -3,24 +3,31 @@ import GRDB
 
 /// Claims, leases, completion and cancellation: every transition through `JobLifecycle`.
 extension SQLiteJobStore {
+    /// Claims the next job as `nextClaimable` orders them (per-user `max_running`, fairness
+    /// between users). A candidate whose user's daily budget is spent is refused on the way
+    /// (failed `E002` with `details.budget`), never started.
     public func claim(owner: String, lease: Duration) async throws -> JobRecord? {
         let now = now()
+        let builtin = builtinLimits
         let (claimed, recovered) = try await database.write("claim") { db -> (JobRecord?, Recovery) in
-            let recovered = try Self.recoverExpired(db, now: now)
-            guard let candidate = try JobRecord.fetchOne(db, sql: """
-                SELECT \(JobRecord.columns) FROM jobs
-                WHERE status = 'queued' AND not_before <= ?
-                ORDER BY priority DESC, seq ASC LIMIT 1
-                """, arguments: [StoredDate.millis(now)])
-            else { return (nil, recovered) }
-            let next: JobRecord
-            do {
-                next = try JobLifecycle.claim(candidate, owner: owner, now: now, lease: lease).roundedForStorage()
-            } catch {
-                throw StoreError.unavailable("claim refused for \(candidate.id): \(error)")
+            var recovered = try Self.recoverExpired(db, now: now)
+            while let candidate = try Self.nextClaimable(db, now: now, builtin: builtin) {
+                do {
+                    if let spent = try Self.spentBudget(db, candidate, now: now) {
+                        let refused = try JobLifecycle.refuse(candidate.job, because: spent.jobError(stopped: false), now: now)
+                        try refused.roundedForStorage().update(db)
+                        recovered.refused.append(refused.id)
+                        if recovered.refused.count >= Self.maxRefusalsPerClaim { break }
+                        continue
+                    }
+                    let next = try JobLifecycle.claim(candidate.job, owner: owner, now: now, lease: lease).roundedForStorage()
+                    try next.update(db)
+                    return (next, recovered)
+                } catch let refusal as JobLifecycle.Refusal {
+                    throw StoreError.unavailable("claim refused for \(candidate.job.id): \(refusal)")
+                }
             }
-            try next.update(db)
-            return (next, recovered)
+            return (nil, recovered)
         }
         announce(recovered)
         return claimed
@@ -106,6 +113,8 @@ extension SQLiteJobStore {
     struct Recovery: Sendable {
         var requeued: [JobID] = []
         var ended: [JobID] = []
+        /// Queued jobs a claim failed because their user's daily budget is spent.
+        var refused: [JobID] = []
         var count: Int { requeued.count + ended.count }
     }
 
@@ -129,9 +138,13 @@ extension SQLiteJobStore {
 
     /// Wakes workers for requeued jobs and subscribers of jobs that ended.
     func announce(_ recovery: Recovery) {
-        if !recovery.requeued.isEmpty { feed.notify(.queue) }
+        // An ended job also frees a slot of its user's `max_running`; a claim that gave up
+        // refusing leaves claimable jobs behind: either way, idle workers should look again.
+        if !recovery.requeued.isEmpty || !recovery.ended.isEmpty || recovery.refused.count >= Self.maxRefusalsPerClaim {
+            feed.notify(.queue)
+        }
         for id in recovery.requeued { feed.notify(.events(id)) }
-        for id in recovery.ended { feed.retire(.events(id)) }
+        for id in recovery.ended + recovery.refused { feed.retire(.events(id)) }
     }
 
     /// Wakes the job's event subscribers; once the job is terminal its channel is retired.

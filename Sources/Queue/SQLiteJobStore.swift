@@ -14,8 +14,10 @@ public final class SQLiteJobStore: JobStore, AccountStore {
     public let database: SQLiteDatabase
     let clock: any StoreClock
     let feed: InotifyChangeFeed
+    /// The limits that apply where the store holds no defaults of its own (`LimitStore`).
+    let builtinLimits: UserLimits
     /// Concurrent submissions share write transactions.
-    private let submissions: GroupCommit<NewJob, SubmitOutcome>
+    let submissions: GroupCommit<Submission, AdmittedSubmission>
 
     public var changes: any ChangeFeed { feed }
 
@@ -24,10 +26,12 @@ public final class SQLiteJobStore: JobStore, AccountStore {
     ///   - clock: the source of "now"; every process sharing the file must use wall-clock time.
     ///   - notifyDirectory: where the change-feed channel files live; every process sharing
     ///     the database must use the same one. Defaults to `notify/` next to the database.
+    ///   - limits: the built-in limits, below the store-wide defaults kept in the file; every
+    ///     process sharing the database should use the same (the service uses `.standard`).
     /// - Throws: `StoreError.unavailable` when the file or the directory cannot be used.
     public init(
         path: String, clock: any StoreClock = SystemStoreClock(), notifyDirectory: String? = nil,
-        options: SQLiteOptions = SQLiteOptions()
+        options: SQLiteOptions = SQLiteOptions(), limits: UserLimits = .unlimited
     ) throws {
         let directory = notifyDirectory
             ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("notify").path
@@ -35,8 +39,10 @@ public final class SQLiteJobStore: JobStore, AccountStore {
         let database = try SQLiteDatabase(path: path, options: options)
         self.database = database
         self.clock = clock
+        self.builtinLimits = limits
         self.submissions = GroupCommit { [feed, clock] jobs in
-            try await SQLiteJobStore.insert(jobs, database: database, feed: feed, now: StoredDate.rounded(clock.now()))
+            try await SQLiteJobStore.insert(
+                jobs, database: database, feed: feed, now: StoredDate.rounded(clock.now()), limits: limits)
         }
     }
 
@@ -59,17 +65,26 @@ public final class SQLiteJobStore: JobStore, AccountStore {
     // MARK: - Submitting and reading
 
     public func submit(_ job: NewJob) async throws -> SubmitOutcome {
-        try await submissions.submit(job)
+        try await submissions.submit(Submission(job: job, admission: nil)).outcome
     }
 
-    /// Writes a batch of submissions in one transaction (see `GroupCommit`), then wakes the
-    /// workers once for the whole batch.
+    /// One request of a group-commit batch: the job and, when limits apply, how to admit it.
+    struct Submission: Sendable {
+        var job: NewJob
+        var admission: Admission?
+    }
+
+    /// Writes a batch of submissions in one transaction (see `GroupCommit`), admitting each
+    /// against the limits in the same transaction (`SQLiteAdmission`), then wakes the workers
+    /// once for the whole batch.
     static func insert(
-        _ jobs: [NewJob], database: SQLiteDatabase, feed: InotifyChangeFeed, now: Date
-    ) async throws -> [Result<SubmitOutcome, any Error>] {
-        let results = try await database.write("submit") { db -> [Result<SubmitOutcome, any Error>] in
-            jobs.map { job in
-                Result {
+        _ submissions: [Submission], database: SQLiteDatabase, feed: InotifyChangeFeed, now: Date, limits: UserLimits
+    ) async throws -> [Result<AdmittedSubmission, any Error>] {
+        let results = try await database.write("submit") { db -> [Result<AdmittedSubmission, any Error>] in
+            var admission = SQLiteAdmission(db: db, now: now, builtin: limits)
+            let results = submissions.map { submission in
+                Result { () throws -> AdmittedSubmission in
+                    let job = submission.job
                     if let key = job.idempotencyKey,
                        let existing = try JobRecord.fetchOne(
                            db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE user_id = ? AND idempotency_key = ?",
@@ -77,20 +92,25 @@ public final class SQLiteJobStore: JobStore, AccountStore {
                         guard existing.requestHash == job.requestHash else {
                             throw StoreError.idempotencyConflict(existing: existing.id)
                         }
-                        return SubmitOutcome.existing(existing)
+                        return AdmittedSubmission(outcome: .existing(existing), rate: nil)
                     }
+                    let admitted = try admission.admit(job, submission.admission)
                     let record = JobRecord(
                         id: JobID.generate(at: now), userID: job.userID, kind: job.kind, project: job.project,
                         status: .queued, priority: job.priority, payload: job.payload, attempt: 1,
                         maxAttempts: job.maxAttempts, createdAt: now, notBefore: job.notBefore ?? now,
                         idempotencyKey: job.idempotencyKey, requestHash: job.requestHash
                     ).roundedForStorage()
-                    try record.insert(db)
-                    return SubmitOutcome.created(record)
+                    try record.insert(db, cost: admitted.cost)
+                    return AdmittedSubmission(outcome: .created(record), rate: admitted.rate)
                 }
             }
+            try admission.persist()
+            return results
         }
-        if results.contains(where: { if case .success(.created) = $0 { true } else { false } }) { feed.notify(.queue) }
+        if results.contains(where: { if case .success(let admitted) = $0, case .created = admitted.outcome { true } else { false } }) {
+            feed.notify(.queue)
+        }
         return results
     }
 

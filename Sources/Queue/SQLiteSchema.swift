@@ -63,6 +63,9 @@ enum SQLiteSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-limits") { db in
+            try db.execute(sql: SQLiteLimitSchema.v2)
+        }
         return migrator
     }
 }

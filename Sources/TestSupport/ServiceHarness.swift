@@ -13,6 +13,7 @@ public final class ServiceHarness: @unchecked Sendable {
     public let modelBaseURL: String
     public private(set) var port = 0
     private var server: Process?
+    private var extraServers: [Process] = []
     private var workers: [Process] = []
     private let lock = NSLock()
 
@@ -56,21 +57,34 @@ public final class ServiceHarness: @unchecked Sendable {
     }
 
     /// Starts the API server on a free port and waits until it answers.
-    public func startServer() async throws {
-        let portFile = dataDirectory + "/server.port"
+    public func startServer(_ arguments: [String] = []) async throws {
+        port = try await launchServer(arguments, name: "server") { process in lock.withLock { server = process } }
+    }
+
+    /// Starts one more API server on the same data directory (any number of `serve` processes
+    /// share one store) and returns its base URL, for `request(…, baseURL:)`.
+    public func startAdditionalServer(_ arguments: [String] = []) async throws -> String {
+        let index = lock.withLock { extraServers.count + 1 }
+        let bound = try await launchServer(arguments, name: "server-\(index)") { process in
+            lock.withLock { extraServers.append(process) }
+        }
+        return "http://127.0.0.1:\(bound)"
+    }
+
+    private func launchServer(_ arguments: [String], name: String, adopt: (Process) -> Void) async throws -> Int {
+        let portFile = dataDirectory + "/\(name).port"
         try? FileManager.default.removeItem(atPath: portFile)
-        let process = try spawn(["serve", "--port", "0", "--port-file", portFile], environment: [:])
-        lock.withLock { server = process }
+        let process = try spawn(["serve", "--port", "0", "--port-file", portFile] + arguments, environment: [:])
+        adopt(process)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let bound = Int(text) {
-                port = bound
-                return
+                return bound
             }
-            guard process.isRunning else { throw HarnessError("server exited with \(process.terminationStatus)") }
+            guard process.isRunning else { throw HarnessError("\(name) exited with \(process.terminationStatus)") }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw HarnessError("server did not start listening")
+        throw HarnessError("\(name) did not start listening")
     }
 
     /// Kills the API server with SIGKILL (for crash tests) and waits for it to exit.
@@ -113,7 +127,7 @@ public final class ServiceHarness: @unchecked Sendable {
 
     /// Stops everything this harness started, by pid.
     public func shutdown() async {
-        let processes = lock.withLock { (server.map { [$0] } ?? []) + workers }
+        let processes = lock.withLock { (server.map { [$0] } ?? []) + extraServers + workers }
         for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
         for process in processes { await Self.waitForExit(process) }
     }
@@ -155,9 +169,10 @@ public final class ServiceHarness: @unchecked Sendable {
 
     public func request(
         _ method: String, _ path: String, token: String? = nil, body: [UInt8]? = nil,
-        json: JSONValue? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(60)
+        json: JSONValue? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(60),
+        baseURL server: String? = nil
     ) async throws -> Reply {
-        var request = HTTPClientRequest(url: baseURL + path)
+        var request = HTTPClientRequest(url: (server ?? baseURL) + path)
         request.method = .init(rawValue: method)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }

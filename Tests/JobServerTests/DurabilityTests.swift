@@ -11,6 +11,8 @@ struct DurabilityTests {
         try await withScriptedModelServer { model in
             try await withServiceHarness(model: model) { harness in
                 let token = try await harness.createUser("burst")
+                // The burst is the point: lift the service's default per-user limits.
+                try await harness.admin(["user", "limits", "burst", "--rate", "none", "--max-queued", "none"])
                 try await harness.startServer()
                 let acknowledged = Locked<[String]>([])
                 let killed = Locked(false)

@@ -8,21 +8,27 @@ import ServiceLifecycle
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// How submissions are admitted: per-user limits on or off, the global queue cap.
+    public var admission: Admission
 
-    public init(host: String = "127.0.0.1", port: Int = 8080) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, admission: Admission = Admission()) {
         self.host = host
         self.port = port
+        self.admission = admission
     }
 }
 
 /// Builds the router with every route of DESIGN §4; tests call this directly.
-public func buildRouter(store: any JobStore & AccountStore, workspaces: WorkspaceStore) -> Router<JobServerRequestContext> {
+public func buildRouter(
+    store: any JobStore & AccountStore, workspaces: WorkspaceStore, admission: Admission = Admission()
+) -> Router<JobServerRequestContext> {
     let router = Router(context: JobServerRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     HealthController(store: store).addRoutes(to: router)
     let v1 = router.group("v1").add(middleware: AuthMiddleware(accounts: store, changes: store.changes))
-    JobsController(store: store, workspaces: workspaces).addRoutes(to: v1)
-    ProjectsController(workspaces: workspaces).addRoutes(to: v1)
+    JobsController(store: store, workspaces: workspaces, admission: admission).addRoutes(to: v1)
+    ProjectsController(workspaces: workspaces, limits: store).addRoutes(to: v1)
+    MeController(store: store, workspaces: workspaces).addRoutes(to: v1)
     return router
 }
 
@@ -33,7 +39,7 @@ public func buildApplication(
     configuration: ServerConfiguration, store: SQLiteJobStore, workspaces: WorkspaceStore, logger: Logger,
     onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = buildRouter(store: store, workspaces: workspaces)
+    let router = buildRouter(store: store, workspaces: workspaces, admission: configuration.admission)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "jobserver"),

@@ -9,6 +9,8 @@ import Queue
 struct JobsController {
     let store: any JobStore
     let workspaces: WorkspaceStore
+    /// How submissions are admitted (per-user limits, queue cap; see `JobsController+Limits`).
+    var admission = Admission()
 
     static let maxBodyBytes = 512 * 1024
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
@@ -52,19 +54,21 @@ struct JobsController {
             }
         }
 
-        let outcome = try await store.submit(NewJob(
+        let admitted = try await admit(NewJob(
             userID: user.id, kind: jobRequest.type.rawValue, project: jobRequest.project,
             priority: jobRequest.priority, maxAttempts: jobRequest.options.maxAttempts, payload: payload,
             idempotencyKey: key, requestHash: key.map { _ in Self.hash(payload) }))
+        let outcome = admitted.outcome
         if case .existing = outcome { return try await accepted(outcome.job, replayed: true) }
-        return try await accepted(outcome.job, replayed: false)
+        return try await accepted(outcome.job, replayed: false, rate: admitted.rate)
     }
 
     /// The submission answer. It leaves out `queue_position`, which costs a count over the
     /// queue: the hot path of every submission stays independent of the queue's depth.
-    private func accepted(_ job: JobRecord, replayed: Bool) async throws -> Response {
+    private func accepted(_ job: JobRecord, replayed: Bool, rate: RateLimitStatus? = nil) async throws -> Response {
         var headers: HTTPFields = [.location: "/v1/jobs/\(job.id)"]
         if replayed { headers[Self.replayed] = "true" }
+        RateLimitFields.add(rate, to: &headers)
         return JSONBody.response(JobView.json(job), status: .accepted, headers: headers)
     }
 

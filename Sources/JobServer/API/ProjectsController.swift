@@ -7,6 +7,8 @@ import Queue
 /// `/v1/projects`: a user's persistent workspaces, one file at a time or as a tar.gz archive.
 struct ProjectsController {
     let workspaces: WorkspaceStore
+    /// Where the caller's disk quota comes from (`UserLimits.diskQuotaBytes`).
+    var limits: (any LimitStore)?
 
     func addRoutes(to group: RouterGroup<JobServerRequestContext>) {
         group.get("projects", use: listProjects)
@@ -50,8 +52,9 @@ struct ProjectsController {
                            details: .object(["limit": .number(Double(limit))]))
         }
         let bytes = Array(body.readableBytesView)
+        let quota = try await diskQuota(user)
         let created = try await BlockingIO.run { [workspaces] in
-            try workspaces.putFile(user: user.id, project: project, path: path, bytes: bytes)
+            try workspaces.putFile(user: user.id, project: project, path: path, bytes: bytes, quota: quota)
         }
         return JSONBody.response(
             .object(["project": .string(project.rawValue), "path": .string(path.rawValue), "bytes": .number(Double(body.readableBytes))]),
@@ -84,8 +87,9 @@ struct ProjectsController {
             throw APIError(.fileAccess, "archive larger than \(limit) bytes", status: .contentTooLarge,
                            details: .object(["limit": .number(Double(limit))]))
         }
+        let quota = try await diskQuota(user)
         let summary = try await BlockingIO.run { [workspaces] in
-            try workspaces.replaceWithArchive(user: user.id, project: project, archive: body)
+            try workspaces.replaceWithArchive(user: user.id, project: project, archive: body, quota: quota)
         }
         var object = try JSONValue.encode(summary).objectValue ?? [:]
         object["project"] = .string(project.rawValue)
@@ -100,6 +104,11 @@ struct ProjectsController {
             .contentType: "application/gzip",
             .contentDisposition: "attachment; filename=\"\(project.rawValue).tar.gz\"",
         ], body: .init(byteBuffer: archive))
+    }
+
+    func diskQuota(_ user: User) async throws -> DiskQuota? {
+        guard let limits else { return nil }
+        return DiskQuota(try await limits.limits(of: user.id))
     }
 
     static func project(_ context: JobServerRequestContext) throws -> ProjectName {

@@ -15,7 +15,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Manage users.", subcommands: [Create.self, List.self])
+        commandName: "user", abstract: "Manage users.", subcommands: [Create.self, List.self, LimitsCommand.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

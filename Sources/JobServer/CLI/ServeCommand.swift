@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Queue
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the HTTP API.")
@@ -16,12 +17,25 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening (for scripts that use port 0).")
     var portFile: String?
 
+    @Option(help: "Most jobs waiting in the whole queue before submissions answer 503 E015 (JOBSERVER_MAX_QUEUE_DEPTH, default 100000; 0 = no cap).")
+    var maxQueueDepth: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Enforce per-user submission limits: rate, max queued, daily budgets (JOBSERVER_USER_LIMITS=off disables).")
+    var userLimits = true
+
+    func validate() throws {
+        if let maxQueueDepth, maxQueueDepth < 0 { throw ValidationError("--max-queue-depth must be 0 (no cap) or positive") }
+    }
+
     func run() async throws {
         let logger = LogSetup.bootstrap(label: "jobserver.serve")
         let environment = ProcessInfo.processInfo.environment
+        let depth = maxQueueDepth ?? environment["JOBSERVER_MAX_QUEUE_DEPTH"].flatMap(Int.init) ?? 100_000
         let configuration = ServerConfiguration(
             host: host ?? environment["JOBSERVER_HOST"] ?? "127.0.0.1",
-            port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080)
+            port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080,
+            admission: Admission(userLimits: userLimits && environment["JOBSERVER_USER_LIMITS"] != "off",
+                                 maxQueueDepth: depth > 0 ? depth : nil))
         let jobStore = try store.openStore()
         let workspaces = WorkspaceStore(root: store.dataDirectory.workspaces)
         let portFile = self.portFile

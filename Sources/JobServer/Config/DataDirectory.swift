@@ -27,16 +27,17 @@ public struct DataDirectory: Sendable, Hashable {
         }
     }
 
-    /// Opens the store named by `JOBSERVER_STORE`, or the SQLite file in this directory.
+    /// Opens the store named by `JOBSERVER_STORE`, or the SQLite file in this directory. The
+    /// service's built-in limits are `UserLimits.standard` (below the store-wide defaults).
     public func openStore(url: String? = nil) throws -> SQLiteJobStore {
         try create()
         if let url, !url.isEmpty {
             if url.hasPrefix("sqlite://") || url.hasPrefix("file:") || url.hasPrefix("/") {
                 let file = url.replacingOccurrences(of: "sqlite://", with: "").replacingOccurrences(of: "file:", with: "")
-                return try SQLiteJobStore(path: file)
+                return try SQLiteJobStore(path: file, limits: .standard)
             }
             throw StoreError.unavailable("unsupported JOBSERVER_STORE '\(url)': only SQLite files are supported so far")
         }
-        return try SQLiteJobStore(path: storeFile)
+        return try SQLiteJobStore(path: storeFile, limits: .standard)
     }
 }

@@ -96,6 +96,9 @@ struct JobRunner: Sendable {
             "worker": .string(owner), "launcher": .string(launcher.name),
         ]).jsonText()))
         let stream = Locked(AgentStream())
+        let usage = JobUsageCounter(store: store, jobID: job.id, owner: owner, logger: logger) { _ in
+            interruption.control.stop(.cancelled)
+        }
         let limits = SupervisionLimits(
             wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
             maxOutputBytes: configuration.maxOutputBytes)
@@ -108,12 +111,16 @@ struct JobRunner: Sendable {
                 }
             }
             let outcome = await session.run(launchRequest, limits: limits, control: interruption.control) { line in
-                if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
+                if let event = stream.withLock({ $0.consume(line) }) {
+                    await batcher.add(event)
+                    await usage.observe(event)
+                }
             }
             group.cancelAll()
             return outcome
         }
         await batcher.flush()
+        await usage.settle(result: stream.value.result)
         guard let report = outcome.report else {
             return .complete(.failed(outcome.failure ?? JobError(.internal, "the agent did not run"), result: nil, metrics: nil))
         }
@@ -131,12 +138,16 @@ struct JobRunner: Sendable {
                 details: .object(["limit": .string("job_tokens"), "budget": .number(Double(budget)),
                                   "used": .number(Double(outcome.usage.budgetedTokens))])), result: nil, metrics: metrics))
         }
+        if let spent = await usage.exceeded {
+            return .complete(.failed(spent.jobError(stopped: true), result: nil, metrics: metrics))
+        }
         let end = ProcessEnd(report.termination, limits: limits)
         if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail, usage: report.usage) {
             let text = summary.result?["result"]?.stringValue
             return .complete(.failed(failure, result: text.map { .object(["text": .string($0)]) }, metrics: metrics))
         }
-        return .complete(await ResultBuilder(workspaces: workspaces, logger: logger)
+        let quota = (try? await store.limits(of: job.userID)).flatMap(DiskQuota.init)
+        return .complete(await ResultBuilder(workspaces: workspaces, logger: logger, quota: quota)
             .complete(job: job, request: request, profile: profile, run: run, stream: summary, metrics: metrics))
     }
 

@@ -7,6 +7,8 @@ import Queue
 struct ResultBuilder: Sendable {
     let workspaces: WorkspaceStore
     let logger: Logger
+    /// The user's disk quota the applied change must fit.
+    var quota: DiskQuota?
 
     func complete(
         job: JobRecord, request: JobRequest, profile: AgentProfile, run: RunDirectory,
@@ -62,8 +64,9 @@ struct ResultBuilder: Sendable {
         if applies {
             do {
                 let project = try ProjectName(validating: request.project)
-                try await BlockingIO.run { [workspaces] in
-                    try ChangeApplier(store: workspaces).apply(changes, base: run.base, work: run.work, user: job.userID, project: project)
+                try await BlockingIO.run { [workspaces, quota] in
+                    try ChangeApplier(store: workspaces).apply(
+                        changes, base: run.base, work: run.work, user: job.userID, project: project, quota: quota)
                 }
                 result["applied"] = .bool(true)
             } catch {

@@ -22,9 +22,11 @@ public struct ChangeApplier: Sendable {
     }
 
     /// Applies `changes` (computed from `base` → `work`, both absolute paths of the job's
-    /// copies) to `user`'s `project`, creating the project when needed.
-    public func apply(_ changes: ChangeSet, base: String, work: String, user: UserID, project: ProjectName) throws(JobError) {
-        try apply(changes, base: base, work: work, user: user, project: project, crash: nil)
+    /// copies) to `user`'s `project`, creating the project when needed. The result must also
+    /// fit the user's disk `quota` (`E008`).
+    public func apply(_ changes: ChangeSet, base: String, work: String, user: UserID, project: ProjectName,
+                      quota: DiskQuota? = nil) throws(JobError) {
+        try apply(changes, base: base, work: work, user: user, project: project, crash: nil, quota: quota)
     }
 
     /// Completes an interrupted apply, if one is pending. (Taking the project lock does this
@@ -34,7 +36,7 @@ public struct ChangeApplier: Sendable {
     }
 
     func apply(_ changes: ChangeSet, base: String, work: String, user: UserID, project: ProjectName,
-               crash: CrashPoint?) throws(JobError) {
+               crash: CrashPoint?, quota: DiskQuota? = nil) throws(JobError) {
         if changes.files.isEmpty { return }
         var paths: [(RelativePath, FileChange.Action)] = []
         var seen: Set<String> = []
@@ -121,6 +123,7 @@ public struct ChangeApplier: Sendable {
             }
             if count > limits.maxFilesPerProject { throw limits.tooManyFiles(count) }
             if bytes > Int64(limits.maxProjectBytes) { throw limits.tooManyBytes(bytes) }
+            try quota?.check(bytes, user: user, project: project, in: store, upload: false)
 
             // 3. Stage new contents, then journal, then perform.
             let tmp = try locked.tmpDirectory()

@@ -128,9 +128,10 @@ public struct WorkspaceStore: Sendable {
     /// Writes one file atomically, creating the project and parent directories as needed.
     /// Returns `true` when the file did not exist before. Throws `E004` (with `details.limit`)
     /// for a file above `maxFileBytes`, `E008` past the project quota, `E004` when a path
-    /// component is a symlink or a file.
+    /// component is a symlink or a file; `E004` (with `details.limit`) past the user's `quota`.
     @discardableResult
-    public func putFile(user: UserID, project: ProjectName, path: RelativePath, bytes: [UInt8]) throws(JobError) -> Bool {
+    public func putFile(user: UserID, project: ProjectName, path: RelativePath, bytes: [UInt8],
+                        quota: DiskQuota? = nil) throws(JobError) -> Bool {
         if bytes.count > limits.maxFileBytes { throw limits.fileTooLarge(path.rawValue, size: Int64(bytes.count)) }
         return try withLockedProject(user: user, project: project) { locked throws(JobError) -> Bool in
             guard let projectDirectory = try locked.openProject(create: true) else {
@@ -146,6 +147,7 @@ public struct WorkspaceStore: Sendable {
             if newCount > limits.maxFilesPerProject { throw limits.tooManyFiles(newCount) }
             let newBytes = usage.totalBytes - (old ?? 0) + Int64(bytes.count)
             if newBytes > Int64(limits.maxProjectBytes) { throw limits.tooManyBytes(newBytes) }
+            try quota?.check(newBytes, user: user, project: project, in: self, upload: true)
 
             let parent = try WorkspaceTree.openParent(of: path, in: projectDirectory, create: true)
             let existing = try WorkspaceTree.regularFileStatus(of: path, in: parent)
@@ -263,9 +265,11 @@ public struct WorkspaceStore: Sendable {
 
     /// Replaces the whole project with the contents of a tar.gz archive. The archive is
     /// validated strictly (`TarReader`) and extracted into a staging directory, which is then
-    /// swapped in atomically; on any error the project is left exactly as it was.
+    /// swapped in atomically; on any error the project is left exactly as it was. Past the
+    /// user's `quota` it is `E004` (with `details.limit`).
     @discardableResult
-    public func replaceWithArchive(user: UserID, project: ProjectName, archive: ByteBuffer) throws(JobError) -> ArchiveSummary {
+    public func replaceWithArchive(user: UserID, project: ProjectName, archive: ByteBuffer,
+                                   quota: DiskQuota? = nil) throws(JobError) -> ArchiveSummary {
         try withLockedProject(user: user, project: project) { locked throws(JobError) -> ArchiveSummary in
             let tmp = try locked.tmpDirectory()
             let stagingName = WorkspaceLayout.tempName(project, "upload")
@@ -275,6 +279,7 @@ public struct WorkspaceStore: Sendable {
                     return try tmp.openDirectory(stagingName)
                 }
                 let summary = try ArchiveExtractor.extract(archive, into: staging, limits: limits)
+                try quota?.check(summary.bytes, user: user, project: project, in: self, upload: true)
                 try WorkspaceErrors.mapping {
                     try staging.sync()
                     if try locked.userDirectory.status(of: project.rawValue) != nil {
