@@ -229,6 +229,14 @@ int main(int argc, char **argv) {
         export_seccomp_filter(STDOUT_FILENO);
         return 0;
     }
+    // The worker's stop signals must reach this process whatever mask it inherited (a
+    // spawning runtime may leave them blocked).
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     struct options options;
     parse_options(argc, argv, &options);
     die_with_parent(getppid());
