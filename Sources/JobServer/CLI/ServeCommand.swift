@@ -16,12 +16,37 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening (for scripts that use port 0).")
     var portFile: String?
 
+    @Option(help: "Messages a stream connection may have queued before it is closed as a slow consumer (4008).")
+    var streamQueueMessages: Int = StreamingConfiguration().queueMessages
+
+    @Option(help: "Bytes a stream connection may have queued before it is closed as a slow consumer (4008).")
+    var streamQueueBytes: Int = StreamingConfiguration().queueBytes
+
+    @Option(help: "Seconds between WebSocket pings and SSE keep-alive comments.")
+    var streamHeartbeatSeconds: Double = 20
+
+    @Option(help: "Seconds a /v1/stream socket may follow no job and say nothing before it is closed (4001).")
+    var streamIdleSeconds: Double = 300
+
+    func validate() throws {
+        guard streamQueueMessages >= 1, streamQueueBytes >= 1024 else {
+            throw ValidationError("--stream-queue-messages must be at least 1 and --stream-queue-bytes at least 1024")
+        }
+        guard streamHeartbeatSeconds > 0, streamIdleSeconds > 0 else {
+            throw ValidationError("--stream-heartbeat-seconds and --stream-idle-seconds must be positive")
+        }
+    }
+
     func run() async throws {
         let logger = LogSetup.bootstrap(label: "jobserver.serve")
         let environment = ProcessInfo.processInfo.environment
         let configuration = ServerConfiguration(
             host: host ?? environment["JOBSERVER_HOST"] ?? "127.0.0.1",
-            port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080)
+            port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080,
+            streaming: StreamingConfiguration(
+                queueMessages: streamQueueMessages, queueBytes: streamQueueBytes,
+                heartbeat: .milliseconds(Int(streamHeartbeatSeconds * 1000)),
+                idleTimeout: .milliseconds(Int(streamIdleSeconds * 1000))))
         let jobStore = try store.openStore()
         let workspaces = WorkspaceStore(root: store.dataDirectory.workspaces)
         let portFile = self.portFile

@@ -23,6 +23,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The Claude Code CLI (JOBSERVER_CLAUDE_PATH; default the one scripts/setup.sh installed).")
     var claudePath: String?
 
+    @Option(help: "Bytes each job's event log may hold before the job fails with E008 (JOBSERVER_MAX_EVENT_LOG_BYTES, default 32 MiB).")
+    var maxEventLogBytes: Int64?
+
     @Flag(help: "UNSAFE, development only: run the agent as a plain child process with no sandbox.")
     var unsafeDirectAgent = false
 
@@ -34,6 +37,9 @@ struct WorkerCommand: AsyncParsableCommand {
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
         guard heartbeatSeconds > 0, heartbeatSeconds < Double(leaseSeconds) else {
             throw ValidationError("--heartbeat-seconds must be positive and shorter than the lease")
+        }
+        if let maxEventLogBytes, maxEventLogBytes < 1024 {
+            throw ValidationError("--max-event-log-bytes must be at least 1024")
         }
         guard unsafeDirectAgent else {
             throw ValidationError("""
@@ -58,7 +64,10 @@ struct WorkerCommand: AsyncParsableCommand {
             shutdownGrace: .seconds(shutdownGraceSeconds),
             claudePath: claudePath ?? WorkerConfiguration.defaultClaudePath(environment),
             upstreamBaseURL: environment["ANTHROPIC_BASE_URL"], apiKey: environment["ANTHROPIC_API_KEY"],
-            agentEnvironment: agentEnvironment, keepRuns: keepRuns)
+            agentEnvironment: agentEnvironment,
+            maxEventLogBytes: maxEventLogBytes ?? environment["JOBSERVER_MAX_EVENT_LOG_BYTES"].flatMap(Int64.init)
+                ?? WorkerConfiguration.defaultMaxEventLogBytes,
+            keepRuns: keepRuns)
         logger.warning("UNSAFE: agents run without a sandbox (--unsafe-direct-agent)")
         let launcher = DirectLauncher(helperPath: HelperLocator.path(
             of: "jobserver-launch", override: environment["JOBSERVER_LAUNCHER_PATH"]))

@@ -94,7 +94,10 @@ struct JobRunner: Sendable {
         } catch {
             return .complete(.failed(JobError(.sandboxViolation, "sandbox set-up refused: \(error.message)"), result: nil, metrics: nil))
         }
-        let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
+        let batcher = EventBatcher(store: store, jobID: job.id, owner: owner, byteLimit: configuration.maxEventLogBytes) {
+            // The store refused events past the log's cap: stop the agent; the job fails with E008 below.
+            interruption.control.stop(.outputLimit)
+        }
         await batcher.add(NewEvent(type: "status", data: JSONValue.object([
             "status": .string("running"), "attempt": .number(Double(job.attempt)),
             "worker": .string(owner), "launcher": .string(launcher.name),
@@ -104,15 +107,15 @@ struct JobRunner: Sendable {
             wallClock: .seconds(request.options.timeoutSeconds), idle: .seconds(request.options.idleTimeoutSeconds),
             maxOutputBytes: configuration.maxOutputBytes)
         let report = await withTaskGroup(of: Void.self) { group -> ProcessReport in
-            group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
+            group.addTask { await batcher.run() }
             let report = await ProcessSupervisor().run(prepared, limits: limits, control: interruption.control) { line in
                 if let event = stream.withLock({ $0.consume(line) }) { await batcher.add(event) }
             }
-            group.cancelAll()
+            // Not a cancellation: the batcher writes what is pending, then its loop returns.
+            await batcher.close()
             return report
         }
         await prepared.cleanup()
-        await batcher.flush()
 
         if interruption.isReleased { return .release }
         let stopReason = stop.value
@@ -121,6 +124,12 @@ struct JobRunner: Sendable {
         let summary = stream.value
         let metrics = Self.metrics(job: job, report: report, stream: summary)
         if stopReason == .cancelled { return .complete(.cancelled(result: nil, metrics: metrics)) }
+        if await batcher.logFull {
+            let bytes = configuration.maxEventLogBytes
+            return .complete(.failed(JobError(.resourceLimit, "the job's event log exceeded \(bytes) bytes", details: .object([
+                "limit": .string("event_log_bytes"), "bytes": .number(Double(bytes)),
+            ])), result: nil, metrics: metrics))
+        }
         let end = ProcessEnd(report.termination, limits: limits)
         if let failure = AgentOutcome.failure(stream: summary, termination: end, stderrTail: report.stderrTail) {
             let text = summary.result?["result"]?.stringValue
