@@ -23,6 +23,9 @@ public final class ServiceHarness: @unchecked Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// The `ws://` URL of `path` on the API server.
+    public func webSocketURL(_ path: String) -> String { "ws://127.0.0.1:\(port)" + path }
+
     /// The built `jobserver` binary, next to the test bundle.
     public static var binary: String { BuildProducts.path(of: "jobserver") }
 
@@ -55,11 +58,13 @@ public final class ServiceHarness: @unchecked Sendable {
         return token
     }
 
-    /// Starts the API server on a free port and waits until it answers.
-    public func startServer() async throws {
+    /// Starts the API server on a free port and waits until it answers. Called again after
+    /// `killServer()`, it starts a new server process (on a new port) over the same store.
+    /// - Parameter arguments: extra `jobserver serve` flags (stream limits, …).
+    public func startServer(arguments: [String] = []) async throws {
         let portFile = dataDirectory + "/server.port"
         try? FileManager.default.removeItem(atPath: portFile)
-        let process = try spawn(["serve", "--port", "0", "--port-file", portFile], environment: [:])
+        let process = try spawn(["serve", "--port", "0", "--port-file", portFile] + arguments, environment: [:])
         lock.withLock { server = process }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {

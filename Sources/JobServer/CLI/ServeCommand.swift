@@ -22,6 +22,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Bytes a stream connection may have queued before it is closed as a slow consumer (4008).")
     var streamQueueBytes: Int = StreamingConfiguration().queueBytes
 
+    @Option(help: "Kernel send buffer (SO_SNDBUF) of each stream connection, in bytes (default: the kernel's autotuning).")
+    var streamSocketSendBuffer: Int?
+
     @Option(help: "Seconds between WebSocket pings and SSE keep-alive comments.")
     var streamHeartbeatSeconds: Double = 20
 
@@ -31,6 +34,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard streamQueueMessages >= 1, streamQueueBytes >= 1024 else {
             throw ValidationError("--stream-queue-messages must be at least 1 and --stream-queue-bytes at least 1024")
+        }
+        if let streamSocketSendBuffer, streamSocketSendBuffer < 4096 {
+            throw ValidationError("--stream-socket-send-buffer must be at least 4096")
         }
         guard streamHeartbeatSeconds > 0, streamIdleSeconds > 0 else {
             throw ValidationError("--stream-heartbeat-seconds and --stream-idle-seconds must be positive")
@@ -46,7 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
             streaming: StreamingConfiguration(
                 queueMessages: streamQueueMessages, queueBytes: streamQueueBytes,
                 heartbeat: .milliseconds(Int(streamHeartbeatSeconds * 1000)),
-                idleTimeout: .milliseconds(Int(streamIdleSeconds * 1000))))
+                idleTimeout: .milliseconds(Int(streamIdleSeconds * 1000)),
+                socketSendBufferBytes: streamSocketSendBuffer))
         let jobStore = try store.openStore()
         let workspaces = WorkspaceStore(root: store.dataDirectory.workspaces)
         let portFile = self.portFile

@@ -49,6 +49,7 @@ struct EventSourceStream: Sendable {
             let configuration = hub.configuration
             let queue = OutboundQueue(maxMessages: configuration.queueMessages, maxBytes: configuration.queueBytes)
             let generation = queue.restart(job)
+            await WebSocketSession.limitSendBuffer(of: channel, to: configuration.socketSendBufferBytes)
             try await writer.write(SSEEncoder.prelude(retryMilliseconds: Self.retryMilliseconds))
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -26,6 +26,7 @@ struct JobStreamController: Sendable {
     ) async throws {
         let session = WebSocketSession(
             configuration: hub.configuration, channel: context.requestContext.channel, logger: context.logger)
+        await session.prepare()
         let job: JobID
         let after: Int64
         do {

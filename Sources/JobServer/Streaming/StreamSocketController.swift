@@ -30,6 +30,7 @@ struct StreamSocketController: Sendable {
     ) async throws {
         let session = WebSocketSession(
             configuration: hub.configuration, channel: context.requestContext.channel, logger: context.logger)
+        await session.prepare()
         let user: User
         do {
             user = try context.requestContext.identity.get()

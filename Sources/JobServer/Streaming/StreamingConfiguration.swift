@@ -30,12 +30,17 @@ public struct StreamingConfiguration: Sendable, Hashable {
     public var cacheBytes: Int
     /// Events read from the store at a time.
     public var pageSize: Int
+    /// The kernel send buffer (`SO_SNDBUF`) of each stream connection; `nil` leaves the
+    /// kernel's autotuning, which lets one stalled connection hold up to `net.ipv4.tcp_wmem`'s
+    /// maximum (4 MiB here). A small value bounds kernel memory per subscriber as the queue
+    /// bounds ours, and lets a stalled client be detected sooner.
+    public var socketSendBufferBytes: Int?
 
     public init(
         queueMessages: Int = 4096, queueBytes: Int = 8 << 20, heartbeat: Duration = .seconds(20),
         idleTimeout: Duration = .seconds(300), closeTimeout: Duration = .seconds(10),
         maxFrameBytes: Int = 1 << 20, maxJobsPerSocket: Int = 32, cacheEvents: Int = 4096,
-        cacheBytes: Int = 8 << 20, pageSize: Int = 512
+        cacheBytes: Int = 8 << 20, pageSize: Int = 512, socketSendBufferBytes: Int? = nil
     ) {
         self.queueMessages = queueMessages
         self.queueBytes = queueBytes
@@ -47,5 +52,6 @@ public struct StreamingConfiguration: Sendable, Hashable {
         self.cacheEvents = cacheEvents
         self.cacheBytes = cacheBytes
         self.pageSize = pageSize
+        self.socketSendBufferBytes = socketSendBufferBytes
     }
 }

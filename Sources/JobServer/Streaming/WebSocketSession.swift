@@ -25,6 +25,17 @@ struct WebSocketSession: Sendable {
         self.logger = logger
     }
 
+    /// Applies the connection-level settings (the kernel send buffer) before anything is sent.
+    func prepare() async {
+        await Self.limitSendBuffer(of: channel, to: configuration.socketSendBufferBytes)
+    }
+
+    /// Sets `SO_SNDBUF` on a stream connection when configured (see `StreamingConfiguration`).
+    static func limitSendBuffer(of channel: any Channel, to bytes: Int?) async {
+        guard let bytes else { return }
+        try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+    }
+
     /// Closes at once with `failure` and sends nothing else (refused authentication, a job
     /// that is not the caller's).
     func refuse(_ failure: StreamFailure, outbound: WebSocketOutboundWriter) async {
