@@ -33,6 +33,13 @@ struct StreamingEndToEndTests {
         }
     }
 
+    /// Messages until `count` token deltas have arrived (the job is then mid-way through its text).
+    static func receiveWords(_ count: Int, from socket: WebSocketTestClient) async throws -> [JSONValue] {
+        var received: [JSONValue] = []
+        while deltas(received).count < count, let message = try await socket.receive() { received.append(message) }
+        return received
+    }
+
     static func submit(_ harness: ServiceHarness, token: String, script: String) async throws -> String {
         try await EndToEndJobTests.submit(harness, token: token, [
             "type": "generate", "project": "demo", "prompt": .string("stream \(ModelScript.marker(script))"),
@@ -88,9 +95,7 @@ struct StreamingEndToEndTests {
                 let url = harness.webSocketURL("/v1/jobs/\(id)/stream")
                 let (first, _) = try await WebSocketTestClient.connect(url, headers: ["Authorization": "Bearer \(token)"]) { socket in
                     // Leave after the second word: the agent is still writing.
-                    var received: [JSONValue] = []
-                    while Self.deltas(received).count < 2, let message = try await socket.receive() { received.append(message) }
-                    return received
+                    try await Self.receiveWords(2, from: socket)
                 }
                 let last = try #require(seqs(first).last)
                 let (rest, close) = try await WebSocketTestClient.connect(url + "?after=\(last)", headers: ["Authorization": "Bearer \(token)"]) { socket in
@@ -118,8 +123,7 @@ struct StreamingEndToEndTests {
                 let (first, _) = try await WebSocketTestClient.connect(
                     harness.webSocketURL("/v1/jobs/\(id)/stream?token=\(token)")
                 ) { socket in
-                    var received: [JSONValue] = []
-                    while Self.deltas(received).count < 2, let message = try await socket.receive() { received.append(message) }
+                    var received = try await Self.receiveWords(2, from: socket)
                     await harness.killServer()
                     // Whatever was already on the wire; then the connection is gone.
                     while let message = try? await socket.receive() { received.append(message) }

@@ -118,9 +118,7 @@ struct StreamingSocketAPITests {
     @Test func subscribeFromASeqAndUnsubscribe() async throws {
         try await withStreamingAPI { fixture, base in
             let worker = FakeWorker(store: fixture.store)
-            let submitted = try await fixture.store.submit(NewJob(
-                userID: fixture.alice.id, kind: "generate", project: "app", payload: ["prompt": "p"])).job
-            let job = try await worker.claim(submitted.id.rawValue)
+            let job = try await worker.startJob(for: fixture.alice.id)
             try await worker.emit(job, 1...5)
             let (messages, _) = try await WebSocketTestClient.connect(
                 WebSocketTestClient.url(base, "/v1/stream?token=\(fixture.alice.secret)")
@@ -142,9 +140,7 @@ struct StreamingSocketAPITests {
     @Test func sseStreamsEventsWithIDsLiveThenEndsAndResumesFromLastEventID() async throws {
         try await withStreamingAPI { fixture, base in
             let worker = FakeWorker(store: fixture.store)
-            let submitted = try await fixture.store.submit(NewJob(
-                userID: fixture.alice.id, kind: "generate", project: "app", payload: ["prompt": "p"])).job
-            let job = try await worker.claim(submitted.id.rawValue)
+            let job = try await worker.startJob(for: fixture.alice.id)
             try await worker.emit(job, 1...3)
             let url = base + "/v1/jobs/\(job.rawValue)/events"
             // Live: read the first three, then the worker writes more and finishes.

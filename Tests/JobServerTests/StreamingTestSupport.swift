@@ -41,6 +41,12 @@ struct FakeWorker: Sendable {
         return job.id
     }
 
+    /// Stores a job of `user` directly and claims it (the only queued job).
+    func startJob(for user: UserID) async throws -> JobID {
+        let job = try await store.submit(NewJob(userID: user, kind: "generate", project: "app", payload: ["prompt": "p"])).job
+        return try await claim(job.id.rawValue)
+    }
+
     /// Appends events `{"n": from}`…`{"n": through}` of type `output`.
     @discardableResult
     func emit(_ id: JobID, _ numbers: ClosedRange<Int>, padding: Int = 0) async throws -> Int64 {

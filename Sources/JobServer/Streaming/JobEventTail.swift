@@ -58,7 +58,11 @@ final class JobEventTail: Sendable {
                 return read
             case .readStore:
                 let page = try await store.events(of: jobID, after: position, limit: min(budget.messages, configuration.pageSize))
-                if let read = Self.slice(page.map { StreamMessage.event($0, of: jobID) }, budget: budget) { return read }
+                guard let read = Self.slice(page.map { StreamMessage.event($0, of: jobID) }, budget: budget) else {
+                    // The log is append-only: events that were read once cannot be missing.
+                    throw StreamFailure(.notFound, "the job's event log is gone")
+                }
+                return read
             case .wait:
                 await lot.park(after: version)
             case .fetch(let from):

@@ -15,18 +15,13 @@ struct JobStreamController: Sendable {
     let hub: JobEventHub
 
     func addRoutes(to router: Router<JobServerWebSocketContext>) {
-        router.ws("v1/jobs/:id/stream", shouldUpgrade: { request, _ in
-            .upgrade(StreamSubprotocol.responseHeaders(for: request.headers))
-        }, onUpgrade: handle)
+        WebSocketRoutes.stream("v1/jobs/:id/stream", on: router, configuration: hub.configuration, handle)
     }
 
     @Sendable func handle(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+        session: WebSocketSession, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
         context: WebSocketRouterContext<JobServerWebSocketContext>
     ) async throws {
-        let session = WebSocketSession(
-            configuration: hub.configuration, channel: context.requestContext.channel, logger: context.logger)
-        await session.prepare()
         let job: JobID
         let after: Int64
         do {

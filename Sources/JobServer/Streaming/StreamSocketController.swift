@@ -19,18 +19,13 @@ struct StreamSocketController: Sendable {
     let hub: JobEventHub
 
     func addRoutes(to router: Router<JobServerWebSocketContext>) {
-        router.ws("v1/stream", shouldUpgrade: { request, _ in
-            .upgrade(StreamSubprotocol.responseHeaders(for: request.headers))
-        }, onUpgrade: handle)
+        WebSocketRoutes.stream("v1/stream", on: router, configuration: hub.configuration, handle)
     }
 
     @Sendable func handle(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+        session: WebSocketSession, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
         context: WebSocketRouterContext<JobServerWebSocketContext>
     ) async throws {
-        let session = WebSocketSession(
-            configuration: hub.configuration, channel: context.requestContext.channel, logger: context.logger)
-        await session.prepare()
         let user: User
         do {
             user = try context.requestContext.identity.get()

@@ -13,9 +13,10 @@ public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable, CustomSt
         self.rawValue = rawValue
     }
 
-    /// The stream is complete: every event and the `end` message were sent (or the client closed).
+    /// The stream is complete: every event and the `end` message were sent (or the client
+    /// closed). Without an `end` before it, the server is shutting down: resume by seq.
     public static let normal = WebSocketCloseCode(rawValue: 1000)
-    /// The server is shutting down, or the peer did not answer a heartbeat ping in time.
+    /// The peer did not answer a heartbeat ping before the next one.
     public static let goingAway = WebSocketCloseCode(rawValue: 1001)
 
     /// The private-use code (4000–4999) that stands for `code`.

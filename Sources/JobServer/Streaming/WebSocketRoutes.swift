@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Queue
 
 /// The WebSocket routes. Upgrades are routed by their own router (`buildWebSocketRouter`);
@@ -16,6 +17,30 @@ enum WebSocketRoutes {
                                status: .upgradeRequired, headers: [.upgrade: "websocket", .connection: "Upgrade"])
             }
         }
+    }
+}
+
+extension WebSocketRoutes {
+    /// What a stream route does once upgraded, with its connection's session ready.
+    typealias Handler = @Sendable (
+        WebSocketSession, WebSocketInboundStream, WebSocketOutboundWriter, WebSocketRouterContext<JobServerWebSocketContext>
+    ) async throws -> Void
+
+    /// Registers a streaming WebSocket route: the upgrade always happens (failures are close
+    /// codes), answers the `jobserver.v1` subprotocol when offered, and hands the route a
+    /// prepared `WebSocketSession`.
+    static func stream(
+        _ path: RouterPath, on router: Router<JobServerWebSocketContext>, configuration: StreamingConfiguration,
+        _ handler: @escaping Handler
+    ) {
+        router.ws(path, shouldUpgrade: { request, _ in
+            .upgrade(StreamSubprotocol.responseHeaders(for: request.headers))
+        }, onUpgrade: { inbound, outbound, context in
+            let session = WebSocketSession(
+                configuration: configuration, channel: context.requestContext.channel, logger: context.logger)
+            await session.prepare()
+            try await handler(session, inbound, outbound, context)
+        })
     }
 }
 
