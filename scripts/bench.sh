@@ -6,7 +6,7 @@
 # Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
 # BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
 # BENCH_LATENCY_JOBS (200), BENCH_WS_EVENTS (2000 events for the stream latency),
-# BENCH_WS_INTERVAL_US (2000), BENCH_FANOUT_SUBSCRIBERS (1000), BENCH_FANOUT_EVENTS (500),
+# BENCH_WS_INTERVAL_US (2000), BENCH_FANOUT_SUBSCRIBERS (1000), BENCH_FANOUT_EVENTS (1000),
 # BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
 # BENCH_SKIP_BUILD=1 uses already-built products, BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
 #
@@ -24,7 +24,7 @@ LATENCY_JOBS=${BENCH_LATENCY_JOBS:-200}
 WS_EVENTS=${BENCH_WS_EVENTS:-2000}
 WS_INTERVAL_US=${BENCH_WS_INTERVAL_US:-2000}
 FANOUT_SUBSCRIBERS=${BENCH_FANOUT_SUBSCRIBERS:-1000}
-FANOUT_EVENTS=${BENCH_FANOUT_EVENTS:-500}
+FANOUT_EVENTS=${BENCH_FANOUT_EVENTS:-1000}
 SCRATCH=${BENCH_SCRATCH_PATH:-.build}
 
 PIDS=()
@@ -135,7 +135,7 @@ echo
 echo "== jobserver: stream fan-out ($FANOUT_SUBSCRIBERS WebSocket subscribers of one job, $FANOUT_EVENTS events, 1 server process)"
 start_service "$WORK/ws-fanout" 1
 "$BENCH" ws-fanout --url "$URL" --token "$TOKEN" --jobs "$FANOUT_EVENTS" --concurrency "$FANOUT_SUBSCRIBERS" \
-    --interval-us 4000 --pad 200 --server-pid "$SERVER_PID" | tee "$WORK/ws-fanout.out"
+    --interval-us 5000 --pad 200 --server-pid "$SERVER_PID" | tee "$WORK/ws-fanout.out"
 stop_pids
 
 for phase in submit e2e latency ws-latency ws-fanout; do

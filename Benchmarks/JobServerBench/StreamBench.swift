@@ -23,6 +23,8 @@ struct Subscription: Sendable {
     /// Receipt minus `written_at_ns`, ms, for events written after the subscriber connected.
     var latencies: [Double] = []
     var error: String?
+    /// CLOCK_REALTIME when the subscriber started connecting.
+    var connectedNs: Int64 = 0
 }
 
 /// The value of `"key":` as an integer in a JSON text, found by scanning (cheap enough for a
@@ -59,6 +61,7 @@ func subscribe(url: String, token: String, jobID: String, measure: Bool) async -
     do {
         try await WebSocketClient.connect(url: wsURL, configuration: configuration, logger: logger) { inbound, _, _ in
             var state = Subscription()
+            state.connectedNs = connectedNs
             var last: Int64 = 0
             for try await message in inbound.messages(maxSize: 16 << 20) {
                 let receivedNs = realtimeNanoseconds()
@@ -180,14 +183,20 @@ func runWebSocketFanout(_ client: Client, _ options: Options) async throws {
     let busy = ProcessSample.read(pid: pid)
     try await Task.sleep(for: .seconds(1))
     let after = ProcessSample.read(pid: pid)
-    let complete = results.filter { $0.ended && $0.inOrder && $0.error == nil && $0.events == options.jobs }.count
+    // Every event of the log: the worker's status line, the agent's init, its events, its result.
+    let job = try await client.send("GET", "/v1/jobs/\(id)").json
+    let logLength = (job?["last_event_seq"] as? Int) ?? -1
+    let finishedNs = (job?["finished_at"] as? String).flatMap(iso8601).map { Int64($0 * 1e9) } ?? .max
+    let live = results.filter { $0.connectedNs > 0 && $0.connectedNs < finishedNs }.count
+    let complete = results.filter { $0.ended && $0.inOrder && $0.error == nil && $0.events == logLength }.count
     let failures = results.compactMap(\.error)
     let cpu = (busy?.cpuSeconds ?? idle.cpuSeconds) - idle.cpuSeconds
     let peakMB = Double(peak.value) / 1024
     let idleMB = Double(idle.rssKB) / 1024
     let afterMB = Double(after?.rssKB ?? 0) / 1024
     let messages = results.reduce(0) { $0 + $1.events }
-    print("ws-fanout: \(subscribers) subscribers × \(options.jobs) events (\(options.pad) B padding, one every \(options.intervalMicroseconds) µs): \(complete) complete, in order and ended; \(failures.count) failed\(failures.first.map { " (\($0))" } ?? "")")
+    print("ws-fanout: \(subscribers) subscribers × \(logLength) events (\(options.jobs) agent events of \(options.pad) B padding, one every \(options.intervalMicroseconds) µs): \(complete) complete, in order and ended; \(failures.count) failed\(failures.first.map { " (\($0))" } ?? "")")
+    print("ws-fanout: \(live) subscribers started connecting while the job ran (they replay what was written, then follow live)")
     print("ws-fanout: server RSS idle \(format(idleMB)) MB, peak \(format(peakMB)) MB, 1 s after \(format(afterMB)) MB; CPU \(format(cpu, 2)) s over \(format(elapsed, 2)) s (\(format(100 * cpu / elapsed))% of one core); \(messages) messages delivered")
-    print("RESULT fanout_subscribers=\(subscribers) fanout_complete=\(complete) fanout_idle_rss_mb=\(format(idleMB)) fanout_peak_rss_mb=\(format(peakMB)) fanout_after_rss_mb=\(format(afterMB)) fanout_cpu_s=\(format(cpu, 2)) fanout_seconds=\(format(elapsed, 2)) fanout_messages=\(messages)")
+    print("RESULT fanout_subscribers=\(subscribers) fanout_complete=\(complete) fanout_idle_rss_mb=\(format(idleMB)) fanout_peak_rss_mb=\(format(peakMB)) fanout_after_rss_mb=\(format(afterMB)) fanout_cpu_s=\(format(cpu, 2)) fanout_seconds=\(format(elapsed, 2)) fanout_messages=\(messages) fanout_joined_live=\(live)")
 }
