@@ -218,15 +218,18 @@ struct StreamingAPITests {
     // MARK: - Slow consumers and idle sockets
 
     @Test func aClientThatStopsReadingIsClosedWith4008AndResumesBySeq() async throws {
-        let streaming = StreamingConfiguration(queueMessages: 16, queueBytes: 64 << 10, heartbeat: .seconds(600))
+        let streaming = StreamingConfiguration(
+            queueMessages: 16, queueBytes: 64 << 10, heartbeat: .seconds(600), socketSendBufferBytes: 16 << 10)
         try await withStreamingAPI(streaming: streaming) { fixture, base in
             let id = try await Self.submit(fixture, base, as: fixture.alice)
             let worker = FakeWorker(store: fixture.store)
             let job = try await worker.claim(id)
             try await worker.emit(job, 1...1)
             let url = WebSocketTestClient.url(base, "/v1/jobs/\(id)/stream")
-            let total = 3000
-            let (first, close) = try await WebSocketTestClient.connect(url, headers: Self.bearer(fixture.alice)) { socket in
+            let total = 600
+            let (first, close) = try await WebSocketTestClient.connect(
+                url, headers: Self.bearer(fixture.alice), receiveBufferBytes: 4096
+            ) { socket in
                 var received = try await socket.receive(until: { $0.streamSeq == 1 })  // caught up: live from here
                 // Far more live output than the socket buffers and the 16-message queue hold,
                 // while the client reads nothing.
