@@ -6,6 +6,8 @@
 # Knobs (environment): BENCH_SUBMIT_JOBS (5000), BENCH_SUBMIT_CONCURRENCY (16),
 # BENCH_E2E_JOBS (1000), BENCH_WORKERS (2 processes), BENCH_WORKER_CONCURRENCY (2 per process),
 # BENCH_LATENCY_JOBS (200), BENCH_LIMITS_ROUNDS (5 alternations of limits off/on),
+# BENCH_WS_EVENTS (2000 events for the stream latency),
+# BENCH_WS_INTERVAL_US (2000), BENCH_FANOUT_SUBSCRIBERS (1000), BENCH_FANOUT_EVENTS (1000),
 # BENCH_SCRATCH_PATH (SwiftPM build dir, default .build),
 # BENCH_SKIP_BUILD=1 uses already-built products, BENCH_KEEP=1 keeps the data directories (their processes.log has every service log line).
 #
@@ -21,6 +23,10 @@ WORKERS=${BENCH_WORKERS:-2}
 WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-2}
 LATENCY_JOBS=${BENCH_LATENCY_JOBS:-200}
 LIMITS_ROUNDS=${BENCH_LIMITS_ROUNDS:-5}
+WS_EVENTS=${BENCH_WS_EVENTS:-2000}
+WS_INTERVAL_US=${BENCH_WS_INTERVAL_US:-2000}
+FANOUT_SUBSCRIBERS=${BENCH_FANOUT_SUBSCRIBERS:-1000}
+FANOUT_EVENTS=${BENCH_FANOUT_EVENTS:-1000}
 SCRATCH=${BENCH_SCRATCH_PATH:-.build}
 
 PIDS=()
@@ -98,6 +104,7 @@ start_service() {
         off) serve_flags=(--no-user-limits) ;;
     esac
     "$JS" serve --data "$dir" --host 127.0.0.1 --port 0 --port-file "$dir/port" "${serve_flags[@]}" >>"$dir/processes.log" 2>&1 &
+    SERVER_PID=$!
     PIDS+=($!)
     for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.05; done
     [ -s "$dir/port" ] || { echo "bench: server did not start"; cat "$dir/processes.log"; exit 1; }
@@ -158,7 +165,21 @@ echo "limits (medians of $LIMITS_ROUNDS rounds): off $limits_off jobs/s, on $lim
     "server CPU per submission off $limits_off_cpu us, on $limits_on_cpu us, on/off per round $limits_cpu_ratio;" \
     "runs with a refused or failed submission: $limits_refused"
 
-for phase in submit e2e latency; do
+
+echo
+echo "== jobserver: stream latency ($WS_EVENTS events, one every $WS_INTERVAL_US us, 1 worker process, 1 WebSocket client)"
+start_service "$WORK/ws-latency" 1
+"$BENCH" ws-latency --url "$URL" --token "$TOKEN" --jobs "$WS_EVENTS" --interval-us "$WS_INTERVAL_US" | tee "$WORK/ws-latency.out"
+stop_pids
+
+echo
+echo "== jobserver: stream fan-out ($FANOUT_SUBSCRIBERS WebSocket subscribers of one job, $FANOUT_EVENTS events, 1 server process)"
+start_service "$WORK/ws-fanout" 1
+"$BENCH" ws-fanout --url "$URL" --token "$TOKEN" --jobs "$FANOUT_EVENTS" --concurrency "$FANOUT_SUBSCRIBERS" \
+    --interval-us 5000 --pad 200 --server-pid "$SERVER_PID" | tee "$WORK/ws-fanout.out"
+stop_pids
+
+for phase in submit e2e latency ws-latency ws-fanout; do
     count=$(grep -ciE '\b(error|critical)\b' "$WORK/$phase/processes.log" || true)
     [ "$count" = "0" ] || echo "bench: $phase: $count error lines in the service log (BENCH_KEEP=1 to keep $WORK/$phase/processes.log)"
 done
@@ -173,13 +194,21 @@ ours_e2e=$(value "$WORK/e2e.out" e2e_jobs_per_s)
 ours_done=$(value "$WORK/e2e.out" succeeded)
 p50=$(value "$WORK/latency.out" latency_p50_ms)
 p99=$(value "$WORK/latency.out" latency_p99_ms)
+ws50=$(value "$WORK/ws-latency.out" ws_latency_p50_ms)
+ws99=$(value "$WORK/ws-latency.out" ws_latency_p99_ms)
+fan_idle=$(value "$WORK/ws-fanout.out" fanout_idle_rss_mb)
+fan_peak=$(value "$WORK/ws-fanout.out" fanout_peak_rss_mb)
+fan_cpu=$(value "$WORK/ws-fanout.out" fanout_cpu_s)
+fan_ok=$(value "$WORK/ws-fanout.out" fanout_complete)
 
 echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey, synchronous=NORMAL, consumer -k process -w 2)"
 awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v he="$huey_e2e" -v oe="$ours_e2e" \
     -v p50="$p50" -v p99="$p99" -v acc="$ours_accepted" -v sj="$SUBMIT_JOBS" -v done="$ours_done" -v ej="$E2E_JOBS" \
     -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" \
-    -v lr="$limits_rate_ratio" -v lcr="$limits_cpu_ratio" '
+    -v lr="$limits_rate_ratio" -v lcr="$limits_cpu_ratio" \
+    -v ws50="$ws50" -v ws99="$ws99" -v fidle="$fan_idle" -v fpeak="$fan_peak" -v fcpu="$fan_cpu" -v fok="$fan_ok" \
+    -v fsubs="$FANOUT_SUBSCRIBERS" '
 function verdict(ok) { return ok ? "met" : "MISSED" }
 BEGIN {
     printf "%-34s %12s %12s %8s %8s %s\n", "metric", "jobserver", "huey", "ratio", "goal", ""
@@ -190,7 +219,12 @@ BEGIN {
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s, median)", lon, loff, lr, ">=0.90x", verdict(lr >= 0.9)
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lcr, "<=1.10x", verdict(lcr <= 1.1)
-    printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s)\n", acc, sj, done, ej
+    printf "%-34s %12.2f %12s %8s %8s %s\n", "event -> WebSocket p50 (ms)", ws50, "-", "-", "<=20", verdict(ws50 <= 20)
+    printf "%-34s %12.2f %12s %8s %8s %s\n", "event -> WebSocket p99 (ms)", ws99, "-", "-", "<=50", verdict(ws99 <= 50)
+    printf "%-34s %12.1f %12s %8s %8s %s\n", "idle server RSS (MB)", fidle, "-", "-", "<=50", verdict(fidle <= 50)
+    printf "%-34s %12.1f %12s %8s %8s %s\n", "server RSS, " fsubs " subscribers (MB)", fpeak, "-", "-", "<=200", verdict(fpeak <= 200)
+    printf "%-34s %12.2f %12s %8s %8s\n", "server CPU during fan-out (s)", fcpu, "-", "-", "-"
+    printf "(submissions answered 202: %s/%s; e2e jobs succeeded: %s/%s; fan-out subscribers complete: %s/%s)\n", acc, sj, done, ej, fok, fsubs
 }'
 
 # --- sandbox set-up vs bubblewrap (issue 3) ---------------------------------------------------

@@ -5,6 +5,8 @@
 //   jobserver-bench e2e     --url U --token T --jobs N [--concurrency C]
 //   jobserver-bench latency --url U --token T --jobs N
 //   jobserver-bench sandbox-job --jobs N     (starts its own scripted model, servers and workers)
+//   jobserver-bench ws-latency --url U --token T --jobs EVENTS [--interval-us U]
+//   jobserver-bench ws-fanout --url U --token T --jobs EVENTS --concurrency SUBSCRIBERS --server-pid P [--interval-us U] [--pad B]
 //
 // Every subcommand prints human-readable lines and one final machine-readable line starting
 // with `RESULT ` (space-separated key=value pairs) that scripts/bench.sh parses.
@@ -26,11 +28,17 @@ struct Options: Sendable {
     var jobs = 1000
     var concurrency = 16
     var timeoutSeconds = 900.0
+    /// Streaming benchmarks: microseconds between the agent's events, padding per event, and
+    /// the server process to measure.
+    var intervalMicroseconds = 2000
+    var pad = 0
+    var serverPID: Int32?
 }
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
-    usage: jobserver-bench submit|e2e|latency|sandbox-job --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
+    usage: jobserver-bench submit|e2e|latency|ws-latency|ws-fanout|sandbox-job --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
+           [--interval-us U] [--pad B] [--server-pid P]
 
     """.utf8))
     exit(2)
@@ -51,6 +59,9 @@ func parseOptions() -> Options {
         case "--jobs": options.jobs = Int(value) ?? { usage() }()
         case "--concurrency": options.concurrency = Int(value) ?? { usage() }()
         case "--timeout": options.timeoutSeconds = Double(value) ?? { usage() }()
+        case "--interval-us": options.intervalMicroseconds = Int(value) ?? { usage() }()
+        case "--pad": options.pad = Int(value) ?? { usage() }()
+        case "--server-pid": options.serverPID = Int32(value) ?? { usage() }()
         default: usage()
         }
     }
@@ -312,6 +323,8 @@ do {
     case "e2e": try await runE2E(client, options)
     case "latency": try await runLatency(client, options)
     case "sandbox-job": try await runSandboxJob(jobs: options.jobs)
+    case "ws-latency": try await runWebSocketLatency(client, options)
+    case "ws-fanout": try await runWebSocketFanout(client, options)
     default: usage()
     }
 } catch {

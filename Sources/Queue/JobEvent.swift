@@ -29,4 +29,26 @@ public struct NewEvent: Sendable, Hashable {
         self.type = type
         self.data = data
     }
+
+    /// What the event counts against its job's log size limit: the UTF-8 bytes of its type and data.
+    public var byteCount: Int64 {
+        Int64(type.utf8.count + data.utf8.count)
+    }
+}
+
+/// What `JobStore.appendEvents(_:owner:_:byteLimit:)` did.
+public struct EventAppend: Sendable, Hashable {
+    /// The sequence number of the job's last event (unchanged when nothing was appended).
+    public var lastSeq: Int64
+    /// The job's log size after the append (see `NewEvent.byteCount`).
+    public var logBytes: Int64
+    /// How many events of the batch were refused because the log would have grown past its
+    /// limit; they are always the batch's last ones.
+    public var refused: Int
+
+    public init(lastSeq: Int64, logBytes: Int64, refused: Int) {
+        self.lastSeq = lastSeq
+        self.logBytes = logBytes
+        self.refused = refused
+    }
 }

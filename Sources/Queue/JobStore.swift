@@ -41,9 +41,15 @@ public protocol JobStore: Service, LimitStore {
     /// Extends the owner's lease.
     func heartbeat(_ id: JobID, owner: String, lease: Duration) async throws -> HeartbeatResult
 
-    /// Appends events with the next sequence numbers; returns the last sequence number.
+    /// Appends events with the next sequence numbers, keeping the job's log within `byteLimit`
+    /// bytes (`NewEvent.byteCount` summed over every event the job ever logged).
+    ///
+    /// The events that fit are appended in order and the rest are refused, all in one
+    /// transaction: the log stays dense (no gap, no partial event) and its byte count exact, so
+    /// a runaway agent cannot fill the disk and readers never see a hole. Subscribers are woken
+    /// once after the commit.
     /// - Throws: `StoreError.leaseLost` unless `owner` holds the job's lease.
-    func appendEvents(_ id: JobID, owner: String, _ events: [NewEvent]) async throws -> Int64
+    func appendEvents(_ id: JobID, owner: String, _ events: [NewEvent], byteLimit: Int64) async throws -> EventAppend
 
     /// Ends the owner's attempt.
     /// - Throws: `StoreError.leaseLost` unless `owner` holds the job's lease.
@@ -65,4 +71,12 @@ public protocol JobStore: Service, LimitStore {
 
     /// Whether the store answers (for `/readyz`).
     func ping() async throws
+}
+
+extension JobStore {
+    /// Appends events with no size limit; returns the last sequence number.
+    /// - Throws: `StoreError.leaseLost` unless `owner` holds the job's lease.
+    public func appendEvents(_ id: JobID, owner: String, _ events: [NewEvent]) async throws -> Int64 {
+        try await appendEvents(id, owner: owner, events, byteLimit: .max).lastSeq
+    }
 }

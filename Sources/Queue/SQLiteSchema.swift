@@ -66,6 +66,16 @@ enum SQLiteSchema {
         migrator.registerMigration("v2-limits") { db in
             try db.execute(sql: SQLiteLimitSchema.v2)
         }
+        migrator.registerMigration("v2-event-log-bytes") { db in
+            // The size of each job's event log, kept next to `last_event_seq` so the cap is
+            // checked inside the appending transaction without summing the log.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN event_bytes INTEGER NOT NULL DEFAULT 0;
+                UPDATE jobs SET event_bytes = (
+                    SELECT COALESCE(SUM(LENGTH(CAST(type AS BLOB)) + LENGTH(CAST(data AS BLOB))), 0)
+                    FROM job_events WHERE job_events.job_id = jobs.id);
+                """)
+        }
         return migrator
     }
 }

@@ -24,6 +24,9 @@ public final class ServiceHarness: @unchecked Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// The `ws://` URL of `path` on the API server.
+    public func webSocketURL(_ path: String) -> String { "ws://127.0.0.1:\(port)" + path }
+
     /// The built `jobserver` binary, next to the test bundle.
     public static var binary: String { BuildProducts.path(of: "jobserver") }
 
@@ -56,8 +59,10 @@ public final class ServiceHarness: @unchecked Sendable {
         return token
     }
 
-    /// Starts the API server on a free port and waits until it answers.
-    public func startServer(_ arguments: [String] = []) async throws {
+    /// Starts the API server on a free port and waits until it answers. Called again after
+    /// `killServer()`, it starts a new server process (on a new port) over the same store.
+    /// - Parameter arguments: extra `jobserver serve` flags (stream limits, queue cap, …).
+    public func startServer(arguments: [String] = []) async throws {
         port = try await launchServer(arguments, name: "server") { process in lock.withLock { server = process } }
     }
 

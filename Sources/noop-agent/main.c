@@ -1,29 +1,77 @@
 // noop-agent: stands in for the Claude Code CLI in the benchmarks (scripts/bench.sh), so they
-// measure the service's own cost. It ignores its arguments, prints a stream-json `system/init`
-// line carrying its start time (CLOCK_REALTIME, ns) and a successful `result` line, and exits 0.
-// Written in C and linked statically so that its own start-up is as small as a process allows.
+// measure the service's own cost. It prints a stream-json `system/init` line carrying its start
+// time (CLOCK_REALTIME, ns) and a successful `result` line, and exits 0.
+//
+// When its prompt (`-p PROMPT`) contains `events=N`, it also prints N `stream_event` lines in
+// between, each stamped with `written_at_ns` (CLOCK_REALTIME just before the line is written to
+// the pipe), one every `interval_us=U` microseconds (default 1000), padded with `pad=B` bytes
+// (default 0): the streaming benchmarks measure how long an event takes from the agent's write
+// to a client. Written in C and linked statically so that its own start-up is as small as a
+// process allows.
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-int main(void) {
+static long long now_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    char output[512];
-    int length = snprintf(output, sizeof output,
-        "{\"type\":\"system\",\"subtype\":\"init\",\"started_at_ns\":%lld}\n"
-        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"num_turns\":1,"
-        "\"duration_ms\":1,\"duration_api_ms\":0,\"total_cost_usd\":0,\"usage\":{\"input_tokens\":0,\"output_tokens\":0}}\n",
-        (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
-    for (int written = 0; written < length;) {
-        ssize_t n = write(1, output + written, (size_t)(length - written));
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static int write_all(const char *text, size_t length) {
+    for (size_t written = 0; written < length;) {
+        ssize_t n = write(1, text + written, length - written);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return 1;
-        written += (int)n;
+        if (n < 0) return -1;
+        written += (size_t)n;
     }
     return 0;
+}
+
+// The number after `key=` in `prompt`, or `fallback`.
+static long option(const char *prompt, const char *key, long fallback) {
+    if (prompt == NULL) return fallback;
+    const char *found = strstr(prompt, key);
+    if (found == NULL) return fallback;
+    return strtol(found + strlen(key), NULL, 10);
+}
+
+int main(int argc, char **argv) {
+    long long started = now_ns();
+    const char *prompt = NULL;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-p") == 0) prompt = argv[i + 1];
+    }
+    long events = option(prompt, "events=", 0);
+    long interval = option(prompt, "interval_us=", 1000);
+    long pad = option(prompt, "pad=", 0);
+    if (events < 0) events = 0;
+    if (pad < 0 || pad > 65536) pad = 0;
+
+    char line[66000];
+    int length = snprintf(line, sizeof line, "{\"type\":\"system\",\"subtype\":\"init\",\"started_at_ns\":%lld}\n", started);
+    if (write_all(line, (size_t)length) != 0) return 1;
+
+    char padding[65537];
+    memset(padding, 'x', (size_t)pad);
+    padding[pad] = 0;
+    for (long i = 1; i <= events; i++) {
+        if (interval > 0) {
+            struct timespec pause = {interval / 1000000, (interval % 1000000) * 1000};
+            while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+        }
+        length = snprintf(line, sizeof line,
+            "{\"type\":\"stream_event\",\"n\":%ld,\"written_at_ns\":%lld,\"pad\":\"%s\"}\n", i, now_ns(), padding);
+        if (write_all(line, (size_t)length) != 0) return 1;
+    }
+
+    length = snprintf(line, sizeof line,
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"num_turns\":1,"
+        "\"duration_ms\":1,\"duration_api_ms\":0,\"total_cost_usd\":0,\"usage\":{\"input_tokens\":0,\"output_tokens\":0}}\n");
+    return write_all(line, (size_t)length) == 0 ? 0 : 1;
 }
 
 // See Sources/Sandbox/Launcher/main.c: lets a C program linked by swiftc skip the Swift runtime.

@@ -45,7 +45,9 @@ extension APIValidationTests {
                 HostileRequest(.get, "/v1/jobs/\(id)/events?after=9223372036854775807"),
                 HostileRequest(.get, "/v1/jobs/\(id)/events?after=99999999999999999999"),
                 HostileRequest(.get, "/v1/jobs/\(id)/events?limit=1000&after=0"),
-                HostileRequest(.get, "/v1/jobs/\(id)/events", nil, [.accept: "text/event-stream"]),
+                // (A valid event-stream request streams until the job ends: only bad resume points here.)
+                HostileRequest(.get, "/v1/jobs/\(id)/events", nil, [.accept: "text/event-stream", HTTPField.Name("Last-Event-ID")!: "99999999999999999999"]),
+                HostileRequest(.get, "/v1/jobs/\(id)/events?after=-5", nil, [.accept: "text/event-stream"]),
                 HostileRequest(.post, "/v1/jobs/\(id)/cancel", Array("{\"garbage\"".utf8), [.contentType: "application/json"]),
                 HostileRequest(.get, "/v1/jobs/\(String(repeating: "j", count: 5000))"),
                 HostileRequest(.get, "/v1/jobs/%FF%FE"),

@@ -48,8 +48,11 @@ import Yams
     static func routedOperations() async throws -> Set<Operation> {
         try await withTemporaryDirectory(prefix: "openapi-routes-") { directory in
             let store = try SQLiteJobStore(path: directory + "/jobs.sqlite")
-            let router = buildRouter(store: store, workspaces: WorkspaceStore(root: directory + "/workspaces"))
-            return Set(router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: normalize($0.path.description)) })
+            let workspaces = WorkspaceStore(root: directory + "/workspaces")
+            let router = buildRouter(store: store, workspaces: workspaces)
+            let webSocketRouter = buildWebSocketRouter(store: store, workspaces: workspaces, hub: JobEventHub(store: store))
+            let routes = router.routes.map { ($0.method, $0.path) } + webSocketRouter.routes.map { ($0.method, $0.path) }
+            return Set(routes.map { Operation(method: $0.0.rawValue.uppercased(), path: normalize($0.1.description)) })
         }
     }
 
@@ -129,11 +132,20 @@ import Yams
         #expect(apiKey["type"] as? String == "apiKey" && apiKey["in"] as? String == "header" && apiKey["name"] as? String == "x-api-key")
 
         let documented = try Self.documentedOperations(spec)
+        // Streams also take the token the ways browsers can send it (subprotocol, query).
+        let streams: [Operation: Set<String>] = [
+            Operation(method: "GET", path: "/v1/jobs/{id}/stream"): ["bearerAuth", "apiKey", "tokenSubprotocol", "tokenQuery"],
+            Operation(method: "GET", path: "/v1/stream"): ["bearerAuth", "apiKey", "tokenSubprotocol", "tokenQuery"],
+            Operation(method: "GET", path: "/v1/jobs/{id}/events"): ["bearerAuth", "apiKey", "tokenQuery"],
+        ]
         for operation in try await Self.routedOperations() {
             guard let object = documented[operation] else { continue }  // reported by everyRouteIsDocumented
             let overrides = object["security"] != nil
             let security = object["security"] as? [Any] ?? []
-            if operation.path.hasPrefix("/v1/") || operation.path == "/v1" {
+            if let schemes = streams[operation] {
+                let listed = Set((security as? [[String: Any]] ?? []).flatMap(\.keys))
+                #expect(listed == schemes, "\(operation) documents \(listed.sorted())")
+            } else if operation.path.hasPrefix("/v1/") || operation.path == "/v1" {
                 #expect(!overrides, "\(operation) must not override the global security")
             } else {
                 #expect(overrides && security.isEmpty, "\(operation) is unauthenticated and must say security: []")
@@ -142,6 +154,31 @@ import Yams
     }
 
     // MARK: - Contract details
+
+    /// Every close code the streams use is documented with the error code it stands for, and
+    /// every close reason fits a close frame.
+    @Test func webSocketCloseCodesMatchTheCode() throws {
+        let schema = try Self.schema(try Self.loadSpec(), "WebSocketCloseCode")
+        let documented = (schema["enum"] as? [Any] ?? []).compactMap { $0 as? Int }
+        let raw = try #require(schema["x-close-codes"] as? [AnyHashable: Any], "x-close-codes is missing")
+        let table = Dictionary(uniqueKeysWithValues: raw.compactMap { key, value in Int("\(key)").map { ($0, value) } })
+        #expect(Set(table.keys) == Set(documented))
+        let used = Set(StreamFailure.kinds.map { Int($0.closeCode.rawValue) })
+            .union([Int(WebSocketCloseCode.normal.rawValue), Int(WebSocketCloseCode.goingAway.rawValue)])
+        #expect(used == Set(documented), "used \(used.sorted()), documented \(documented.sorted())")
+        for failure in StreamFailure.kinds {
+            let entry = try #require(table[Int(failure.closeCode.rawValue)] as? [String: Any])
+            #expect(entry["error_code"] as? String == failure.code.rawValue)
+            #expect(failure.closeCode.errorCode == failure.code)
+            #expect(failure.closeReason.utf8.count <= 123)
+            #expect(JSONValue.parse(failure.closeReason)?["error"]?["code"]?.stringValue == failure.code.rawValue)
+        }
+        for code in ErrorCode.allCases {
+            #expect(WebSocketCloseCode(code).errorCode == code, "\(code.rawValue)")
+            let long = StreamFailure(code, String(repeating: "é", count: 200), details: ["path": .string(String(repeating: "x", count: 300))])
+            #expect(long.closeReason.utf8.count <= 123 && JSONValue.parse(long.closeReason) != nil, "\(code.rawValue)")
+        }
+    }
 
     @Test func errorCodesMatchErrorCode() throws {
         let spec = try Self.loadSpec()

@@ -39,6 +39,31 @@ struct EventAccountConformanceTests {
         }
     }
 
+    /// The cap admits a prefix of a batch, counts type and data bytes across batches and
+    /// attempts, and leaves the log dense and readable.
+    @Test(arguments: StoreEngine.all)
+    func eventLogIsCappedByBytesAsADensePrefix(engine: StoreEngine) async throws {
+        try await withStore(engine) { store, _ in
+            let job = try await store.submitNew(newJob())
+            _ = try await store.claimRequired("w1")
+            let ten = NewEvent(type: "t", data: "123456789")  // 10 bytes
+            #expect(ten.byteCount == 10)
+            let first = try await store.appendEvents(job.id, owner: "w1", [ten, ten], byteLimit: 35)
+            #expect(first == EventAppend(lastSeq: 2, logBytes: 20, refused: 0))
+            // 15 bytes left: the first event fits, the big second one does not, and the small
+            // third one is refused too (a prefix only, never a subset out of order).
+            let big = NewEvent(type: "t", data: String(repeating: "x", count: 20))
+            let second = try await store.appendEvents(job.id, owner: "w1", [ten, big, NewEvent(type: "t", data: "1")], byteLimit: 35)
+            #expect(second == EventAppend(lastSeq: 3, logBytes: 30, refused: 2))
+            let full = try await store.appendEvents(job.id, owner: "w1", [ten], byteLimit: 35)
+            #expect(full == EventAppend(lastSeq: 3, logBytes: 30, refused: 1))
+            #expect(try await store.events(of: job.id, after: 0, limit: 10).map(\.seq) == [1, 2, 3])
+            #expect(try await store.job(job.id, userID: nil)?.lastEventSeq == 3)
+            // Without a limit the unlimited form keeps working on the same log.
+            #expect(try await store.appendEvents(job.id, owner: "w1", [ten]) == 4)
+        }
+    }
+
     @Test(arguments: StoreEngine.all)
     func eventLogsAreSeparatePerJob(engine: StoreEngine) async throws {
         try await withStore(engine) { store, _ in

@@ -10,38 +10,42 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            return try error.response(from: request, context: context)
-        } catch let error as JobError {
-            return try APIError(error).response(from: request, context: context)
-        } catch let error as StoreError {
-            return try Self.storeError(error, context: context).response(from: request, context: context)
-        } catch let error as HTTPError {
-            return try Self.translate(error).response(from: request, context: context)
         } catch {
-            let correlation = UUID().uuidString.lowercased()
-            context.logger.error("unhandled error", metadata: ["correlation_id": "\(correlation)", "error": "\(error)"])
-            return try APIError(.internal, "internal error", status: .internalServerError,
-                                details: .object(["correlation_id": .string(correlation)]))
-                .response(from: request, context: context)
+            return try APIError.from(error, logger: context.logger).response(from: request, context: context)
+        }
+    }
+}
+
+extension APIError {
+    /// Any error as the API reports it: API and job errors as they are, store errors by their
+    /// code, framework errors translated; anything else (a bug, an unavailable store) is
+    /// `E500` with a correlation id that is logged with the error.
+    static func from(_ error: any Error, logger: Logger) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as JobError:
+            return APIError(error)
+        case StoreError.idempotencyConflict(let existing):
+            return APIError(.conflict, "Idempotency-Key was already used with a different request body",
+                            details: .object(["job_id": .string(existing.rawValue)]))
+        case StoreError.notFound(let what):
+            return APIError.notFound(what)
+        case StoreError.duplicate(let what):
+            return APIError(.conflict, "\(what) already exists")
+        case let error as HTTPError:
+            return translate(error)
+        case let error as StoreError:
+            return internalError(status: .internalServerError, message: "the job store is unavailable", error: error, logger: logger)
+        default:
+            return internalError(status: .internalServerError, message: "internal error", error: error, logger: logger)
         }
     }
 
-    static func storeError(_ error: StoreError, context: Context) -> APIError {
-        switch error {
-        case .idempotencyConflict(let existing):
-            return APIError(.conflict, "Idempotency-Key was already used with a different request body",
-                            details: .object(["job_id": .string(existing.rawValue)]))
-        case .notFound(let what):
-            return APIError.notFound(what)
-        case .duplicate(let what):
-            return APIError(.conflict, "\(what) already exists")
-        case .leaseLost, .busy, .unavailable:
-            let correlation = UUID().uuidString.lowercased()
-            context.logger.error("store error", metadata: ["correlation_id": "\(correlation)", "error": "\(error)"])
-            return APIError(.internal, "the job store is unavailable", status: .internalServerError,
-                            details: .object(["correlation_id": .string(correlation)]))
-        }
+    private static func internalError(status: HTTPResponse.Status, message: String, error: any Error, logger: Logger) -> APIError {
+        let correlation = UUID().uuidString.lowercased()
+        logger.error("unhandled error", metadata: ["correlation_id": "\(correlation)", "error": "\(error)"])
+        return APIError(.internal, message, status: status, details: .object(["correlation_id": .string(correlation)]))
     }
 
     static func translate(_ error: HTTPError) -> APIError {

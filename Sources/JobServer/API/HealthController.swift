@@ -7,6 +7,7 @@ import Queue
 /// and `/metrics` (Prometheus text).
 struct HealthController {
     let store: any JobStore
+    let hub: JobEventHub
 
     func addRoutes(to router: Router<JobServerRequestContext>) {
         router.get("healthz") { _, _ in JSONBody.response(.object(["status": .string("ok")])) }
@@ -27,6 +28,8 @@ struct HealthController {
             let age = stats.oldestQueuedAt.map { max(0, Date().timeIntervalSince($0)) } ?? 0
             text += "# HELP jobserver_oldest_queued_seconds Age of the oldest queued job.\n"
             text += "# TYPE jobserver_oldest_queued_seconds gauge\njobserver_oldest_queued_seconds \(age)\n"
+            text += "# HELP jobserver_streamed_jobs Jobs this server process is streaming to clients right now.\n"
+            text += "# TYPE jobserver_streamed_jobs gauge\njobserver_streamed_jobs \(hub.followedJobs)\n"
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }

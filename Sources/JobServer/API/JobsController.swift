@@ -1,16 +1,16 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
 import Queue
 
-/// `/v1/jobs`: submit, read, list, cancel and page through events.
+/// `/v1/jobs`: submit, read, list, cancel, and page through or stream (SSE) events.
 struct JobsController {
     let store: any JobStore
     let workspaces: WorkspaceStore
     /// How submissions are admitted (per-user limits, queue cap; see `JobsController+Limits`).
     var admission = Admission()
+    let hub: JobEventHub
 
     static let maxBodyBytes = 512 * 1024
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
@@ -27,40 +27,10 @@ struct JobsController {
     @Sendable func submit(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let body = try await JSONBody.collect(request, limit: Self.maxBodyBytes)
-        let jobRequest = try JobRequest.parse(body)
         let key = try Self.idempotencyKey(in: request.headers)
-        let payload = jobRequest.json
-        if let key, let earlier = try await store.job(idempotencyKey: key, userID: user.id) {
-            // A retried submission answers as the first one did, even if the workspace changed since.
-            guard earlier.requestHash == Self.hash(payload) else {
-                throw StoreError.idempotencyConflict(existing: earlier.id)
-            }
-            return try await accepted(earlier, replayed: true)
-        }
-
-        let project = try ProjectName(validating: jobRequest.project)
-        let workspaces = self.workspaces
-        if jobRequest.type != .generate, try await !BlockingIO.run({ try workspaces.projectExists(user: user.id, project: project) }) {
-            throw APIError(.notFound, "project '\(project)' not found", status: .notFound,
-                           details: .object(["project": .string(project.rawValue)]))
-        }
-        let existing = jobRequest.files.isEmpty ? [] : Set(try await BlockingIO.run {
-            try workspaces.listFiles(user: user.id, project: project).map(\.path)
-        })
-        for path in jobRequest.files {
-            guard existing.contains(path) else {
-                throw APIError(.fileAccess, "file '\(path)' not found in project '\(project)'", status: .notFound,
-                               details: .object(["path": .string(path)]))
-            }
-        }
-
-        let admitted = try await admit(NewJob(
-            userID: user.id, kind: jobRequest.type.rawValue, project: jobRequest.project,
-            priority: jobRequest.priority, maxAttempts: jobRequest.options.maxAttempts, payload: payload,
-            idempotencyKey: key, requestHash: key.map { _ in Self.hash(payload) }))
-        let outcome = admitted.outcome
-        if case .existing = outcome { return try await accepted(outcome.job, replayed: true) }
-        return try await accepted(outcome.job, replayed: false, rate: admitted.rate)
+        let outcome = try await JobSubmission(store: store, workspaces: workspaces, admission: admission)
+            .submit(body, user: user, idempotencyKey: key)
+        return try await accepted(outcome.job, replayed: outcome.replayed, rate: outcome.rate)
     }
 
     /// The submission answer. It leaves out `queue_position`, which costs a count over the
@@ -124,6 +94,10 @@ struct JobsController {
 
     @Sendable func events(_ request: Request, context: JobServerRequestContext) async throws -> Response {
         let job = try await ownJob(context)
+        if EventSourceStream.isRequested(by: request) {
+            let after = try EventSourceStream.position(of: request)
+            return EventSourceStream(hub: hub).response(job: job.id, after: after, channel: context.channel)
+        }
         let query = request.uri.queryParameters
         let after = try Self.intParameter(query["after"], name: "after", range: 0...Int.max) ?? 0
         let limit = try Self.intParameter(query["limit"], name: "limit", range: 1...1000) ?? 100
@@ -131,7 +105,7 @@ struct JobsController {
         let nextAfter = events.last?.seq ?? Int64(after)
         var text = "{\"job_id\":\"\(job.id)\",\"status\":\"\(job.status.rawValue)\",\"next_after\":\(nextAfter),"
         text += "\"done\":\(job.status.isTerminal && nextAfter >= job.lastEventSeq),\"events\":["
-        text += events.map(EventJSON.render).joined(separator: ",")
+        text += events.map { EventJSON.render($0) }.joined(separator: ",")
         text += "]}"
         return Response(status: .ok, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -154,10 +128,7 @@ struct JobsController {
 
     static func idempotencyKey(in headers: HTTPFields) throws(APIError) -> String? {
         guard let key = headers[idempotencyKey] else { return nil }
-        guard !key.isEmpty, key.utf8.count <= 255, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7f }) else {
-            throw APIError.invalid("Idempotency-Key must be 1 to 255 visible ASCII characters", field: "Idempotency-Key")
-        }
-        return key
+        return try JobSubmission.validateIdempotencyKey(key, field: "Idempotency-Key")
     }
 
     static func intParameter(_ value: Substring?, name: String, range: ClosedRange<Int>) throws(APIError) -> Int? {
@@ -167,19 +138,15 @@ struct JobsController {
         }
         return number
     }
-
-    static func hash(_ payload: JSONValue) -> String {
-        var bytes: [UInt8] = []
-        payload.write(to: &bytes)
-        return TokenHasher.hex(SHA256.hash(data: bytes))
-    }
 }
 
 /// Renders stored events without re-encoding their data, which is already JSON text.
 enum EventJSON {
-    static func render(_ event: JobEvent) -> String {
+    /// `{"seq", "type", "time", "data"}`, led by `"job_id"` when given (stream messages).
+    static func render(_ event: JobEvent, jobID: JobID? = nil) -> String {
         let time = JobView.timestamp(event.time).jsonText()
-        return "{\"seq\":\(event.seq),\"type\":\(JSONValue.string(event.type).jsonText()),\"time\":\(time),\"data\":\(event.data)}"
+        let job = jobID.map { "\"job_id\":\(JSONValue.string($0.rawValue).jsonText())," } ?? ""
+        return "{\(job)\"seq\":\(event.seq),\"type\":\(JSONValue.string(event.type).jsonText()),\"time\":\(time),\"data\":\(event.data)}"
     }
 }
 

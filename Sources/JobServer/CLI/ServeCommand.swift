@@ -23,8 +23,32 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Enforce per-user submission limits: rate, max queued, daily budgets (JOBSERVER_USER_LIMITS=off disables).")
     var userLimits = true
 
+    @Option(help: "Messages a stream connection may have queued before it is closed as a slow consumer (4008).")
+    var streamQueueMessages: Int = StreamingConfiguration().queueMessages
+
+    @Option(help: "Bytes a stream connection may have queued before it is closed as a slow consumer (4008).")
+    var streamQueueBytes: Int = StreamingConfiguration().queueBytes
+
+    @Option(help: "Kernel send buffer (SO_SNDBUF) of each stream connection, in bytes (default: the kernel's autotuning).")
+    var streamSocketSendBuffer: Int?
+
+    @Option(help: "Seconds between WebSocket pings and SSE keep-alive comments.")
+    var streamHeartbeatSeconds: Double = 20
+
+    @Option(help: "Seconds a /v1/stream socket may follow no job and say nothing before it is closed (4001).")
+    var streamIdleSeconds: Double = 300
+
     func validate() throws {
         if let maxQueueDepth, maxQueueDepth < 0 { throw ValidationError("--max-queue-depth must be 0 (no cap) or positive") }
+        guard streamQueueMessages >= 1, streamQueueBytes >= 1024 else {
+            throw ValidationError("--stream-queue-messages must be at least 1 and --stream-queue-bytes at least 1024")
+        }
+        if let streamSocketSendBuffer, streamSocketSendBuffer < 4096 {
+            throw ValidationError("--stream-socket-send-buffer must be at least 4096")
+        }
+        guard streamHeartbeatSeconds > 0, streamIdleSeconds > 0 else {
+            throw ValidationError("--stream-heartbeat-seconds and --stream-idle-seconds must be positive")
+        }
     }
 
     func run() async throws {
@@ -35,7 +59,12 @@ struct ServeCommand: AsyncParsableCommand {
             host: host ?? environment["JOBSERVER_HOST"] ?? "127.0.0.1",
             port: port ?? environment["JOBSERVER_PORT"].flatMap(Int.init) ?? 8080,
             admission: Admission(userLimits: userLimits && environment["JOBSERVER_USER_LIMITS"] != "off",
-                                 maxQueueDepth: depth > 0 ? depth : nil))
+                                 maxQueueDepth: depth > 0 ? depth : nil),
+            streaming: StreamingConfiguration(
+                queueMessages: streamQueueMessages, queueBytes: streamQueueBytes,
+                heartbeat: .milliseconds(Int(streamHeartbeatSeconds * 1000)),
+                idleTimeout: .milliseconds(Int(streamIdleSeconds * 1000)),
+                socketSendBufferBytes: streamSocketSendBuffer))
         let jobStore = try store.openStore()
         let workspaces = WorkspaceStore(root: store.dataDirectory.workspaces)
         let portFile = self.portFile

@@ -24,6 +24,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The Claude Code CLI (JOBSERVER_CLAUDE_PATH; default the one scripts/setup.sh installed).")
     var claudePath: String?
 
+    @Option(help: "Bytes each job's event log may hold before the job fails with E008 (JOBSERVER_MAX_EVENT_LOG_BYTES, default 32 MiB).")
+    var maxEventLogBytes: Int64?
+
     @Flag(help: "UNSAFE, development only: run the agent as a plain child process with no sandbox.")
     var unsafeDirectAgent = false
 
@@ -60,6 +63,9 @@ struct WorkerCommand: AsyncParsableCommand {
         guard heartbeatSeconds > 0, heartbeatSeconds < Double(leaseSeconds) else {
             throw ValidationError("--heartbeat-seconds must be positive and shorter than the lease")
         }
+        if let maxEventLogBytes, maxEventLogBytes < 1024 {
+            throw ValidationError("--max-event-log-bytes must be at least 1024")
+        }
         if let cpus = sandboxCpus, !(cpus > 0 && cpus <= 1024) {
             throw ValidationError("--sandbox-cpus must be positive")
         }
@@ -84,8 +90,10 @@ struct WorkerCommand: AsyncParsableCommand {
             shutdownGrace: .seconds(shutdownGraceSeconds),
             claudePath: claudePath ?? WorkerConfiguration.defaultClaudePath(environment),
             upstreamBaseURL: environment["ANTHROPIC_BASE_URL"], apiKey: environment["ANTHROPIC_API_KEY"],
-            agentEnvironment: agentEnvironment, keepRuns: keepRuns,
-            tokenBudget: jobTokenBudget > 0 ? jobTokenBudget : nil)
+            agentEnvironment: agentEnvironment,
+            maxEventLogBytes: maxEventLogBytes ?? environment["JOBSERVER_MAX_EVENT_LOG_BYTES"].flatMap(Int64.init)
+                ?? WorkerConfiguration.defaultMaxEventLogBytes,
+            keepRuns: keepRuns, tokenBudget: jobTokenBudget > 0 ? jobTokenBudget : nil)
         let helper = HelperLocator.path(of: "jobserver-launch", override: environment["JOBSERVER_LAUNCHER_PATH"])
         let launcher: any AgentLauncher
         if unsafeDirectAgent {

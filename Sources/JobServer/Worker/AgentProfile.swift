@@ -66,6 +66,8 @@ struct AgentProfile: Sendable, Hashable {
         var arguments = [
             "-p", request.prompt,
             "--output-format", "stream-json", "--verbose",
+            // Token deltas as `stream_event` lines, so clients watch text arrive word by word.
+            "--include-partial-messages",
             "--tools", tools.joined(separator: ","),
             "--allowedTools", tools.joined(separator: ","),
             "--permission-mode", "dontAsk",

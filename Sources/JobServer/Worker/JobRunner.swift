@@ -90,7 +90,10 @@ struct JobRunner: Sendable {
             jobID: job.id.rawValue, userKey: job.userID.rawValue, executable: configuration.claudePath,
             arguments: profile.arguments(for: request), environment: agentEnvironment(),
             workspace: run.work, home: run.home, scratch: run.scratch, limits: configuration.limits)
-        let batcher = EventBatcher(store: store, jobID: job.id, owner: owner)
+        let batcher = EventBatcher(store: store, jobID: job.id, owner: owner, byteLimit: configuration.maxEventLogBytes) {
+            // The store refused events past the log's cap: stop the agent; the job fails with E008 below.
+            interruption.control.stop(.outputLimit)
+        }
         await batcher.add(NewEvent(type: "status", data: JSONValue.object([
             "status": .string("running"), "attempt": .number(Double(job.attempt)),
             "worker": .string(owner), "launcher": .string(launcher.name),
@@ -104,8 +107,8 @@ struct JobRunner: Sendable {
             maxOutputBytes: configuration.maxOutputBytes)
         let session = AgentSession(launcher: launcher, httpClient: httpClient, configuration: configuration, logger: logger)
         let outcome = await withTaskGroup(of: Void.self) { group -> AgentSession.Outcome in
-            group.addTask { await batcher.runFlushLoop(interval: .milliseconds(10)) }
-            group.addTask { [control = interruption.control, quota = workspaces.limits.maxProjectBytes] in
+            group.addTask { await batcher.run() }
+            let quotaWatch = Task { [control = interruption.control, quota = workspaces.limits.maxProjectBytes] in
                 await WorkspaceQuotaWatch(path: run.work, limitBytes: Int64(quota)).run {
                     control.stop(.limitExceeded(limit: "workspace_bytes", amount: $0))
                 }
@@ -116,10 +119,12 @@ struct JobRunner: Sendable {
                     await usage.observe(event)
                 }
             }
-            group.cancelAll()
+            quotaWatch.cancel()
+            await quotaWatch.value
+            // Not a cancellation: the batcher writes what is pending, then its loop returns.
+            await batcher.close()
             return outcome
         }
-        await batcher.flush()
         await usage.settle(result: stream.value.result)
         guard let report = outcome.report else {
             return .complete(.failed(outcome.failure ?? JobError(.internal, "the agent did not run"), result: nil, metrics: nil))
@@ -132,6 +137,12 @@ struct JobRunner: Sendable {
         let summary = stream.value
         let metrics = Self.metrics(job: job, report: report, stream: summary, gateway: outcome.usage)
         if stopReason == .cancelled { return .complete(.cancelled(result: nil, metrics: metrics)) }
+        if await batcher.logFull {
+            let bytes = configuration.maxEventLogBytes
+            return .complete(.failed(JobError(.resourceLimit, "the job's event log exceeded \(bytes) bytes", details: .object([
+                "limit": .string("event_log_bytes"), "bytes": .number(Double(bytes)),
+            ])), result: nil, metrics: metrics))
+        }
         if outcome.budgetExceeded, let budget = configuration.tokenBudget {
             return .complete(.failed(JobError(
                 .resourceLimit, "the job used its token budget of \(budget) tokens",

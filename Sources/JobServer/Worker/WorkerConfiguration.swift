@@ -21,6 +21,9 @@ public struct WorkerConfiguration: Sendable {
     public var agentEnvironment: [String: String]
     /// Output cap per job.
     public var maxOutputBytes: Int
+    /// Cap on each job's stored event log (type and data bytes of every event); past it the
+    /// agent is stopped and the job fails with `E008`.
+    public var maxEventLogBytes: Int64
     /// Keep each job's run directory after it ends (debugging).
     public var keepRuns: Bool
     /// The resource limits every agent gets.
@@ -33,7 +36,8 @@ public struct WorkerConfiguration: Sendable {
         concurrency: Int = 2, lease: Duration = .seconds(30), heartbeat: Duration = .seconds(5),
         shutdownGrace: Duration = .seconds(30), claudePath: String, upstreamBaseURL: String? = nil,
         apiKey: String? = nil, agentEnvironment: [String: String] = [:], maxOutputBytes: Int = 64 << 20,
-        keepRuns: Bool = false, limits: ResourceLimits = ResourceLimits(), tokenBudget: Int? = nil
+        maxEventLogBytes: Int64 = WorkerConfiguration.defaultMaxEventLogBytes, keepRuns: Bool = false,
+        limits: ResourceLimits = ResourceLimits(), tokenBudget: Int? = nil
     ) {
         self.concurrency = concurrency
         self.lease = lease
@@ -44,6 +48,7 @@ public struct WorkerConfiguration: Sendable {
         self.apiKey = apiKey
         self.agentEnvironment = agentEnvironment
         self.maxOutputBytes = maxOutputBytes
+        self.maxEventLogBytes = maxEventLogBytes
         self.keepRuns = keepRuns
         self.limits = limits
         self.tokenBudget = tokenBudget
@@ -63,6 +68,10 @@ public struct WorkerConfiguration: Sendable {
         }
         return installed
     }
+
+    /// 32 MiB: room for a long session with token deltas, while a runaway agent stops well
+    /// before it hurts the store.
+    public static let defaultMaxEventLogBytes: Int64 = 32 << 20
 
     /// Variables of the worker's environment that are forwarded to the agent when set.
     static let forwardedVariables = ["CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS", "ANTHROPIC_MODEL"]
