@@ -100,68 +100,51 @@ struct SandboxJobTests {
     }
 
     @Test func anAgentStoppedByTheMemoryLimitFailsE008() async throws {
-        try await withScriptedModelServer { model in
-            model.register([ModelTurn.text("never reached")], as: "tiny")
-            try await withServiceHarness(model: model) { harness in
-                let token = try await harness.createUser("tiny")
-                try await harness.startServer()
-                // Too little memory for the CLI itself: the cgroup stops it.
-                try harness.startWorker(extraArguments: ["--sandbox-memory-mb", "64"])
-                let reply = try await harness.request("POST", "/v1/jobs", token: token, json: [
-                    "type": "generate", "project": "p", "prompt": "hi \(ModelScript.marker("tiny"))",
-                ])
-                let id = try #require(reply.json?["id"]?.stringValue)
-                let job = try await harness.waitForJob(id, token: token)
-                #expect(job["status"]?.stringValue == "failed")
-                #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
-                #expect(job["error"]?["details"]?["limit"]?.stringValue == "memory", "\(job)")
-            }
-        }
+        // Too little memory for the CLI itself: the cgroup stops it.
+        let (job, _) = try await Self.runOneJob([ModelTurn.text("never reached")], worker: ["--sandbox-memory-mb", "64"])
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
+        #expect(job["error"]?["details"]?["limit"]?.stringValue == "memory", "\(job)")
     }
 
     @Test func aJobPastItsTokenBudgetFailsE008() async throws {
-        try await withScriptedModelServer { model in
-            model.register([
-                ModelTurn.toolUse([.bash("echo one")]).usage(input: 3000, output: 100),
-                ModelTurn.toolUse([.bash("echo two")]).usage(input: 3000, output: 100),
-                ModelTurn.text("done"),
-            ], as: "spender")
-            try await withServiceHarness(model: model) { harness in
-                let token = try await harness.createUser("spender")
-                try await harness.startServer()
-                try harness.startWorker(extraArguments: ["--job-token-budget", "2000"])
-                let reply = try await harness.request("POST", "/v1/jobs", token: token, json: [
-                    "type": "generate", "project": "p", "prompt": "spend \(ModelScript.marker("spender"))",
-                ])
-                let id = try #require(reply.json?["id"]?.stringValue)
-                let job = try await harness.waitForJob(id, token: token)
-                #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
-                #expect(job["error"]?["details"]?["limit"]?.stringValue == "job_tokens")
-                // The second call was refused at the gateway: the upstream answered only one.
-                #expect(model.requests.filter { $0.scriptName == "spender" }.count == 1)
-            }
-        }
+        let (job, upstreamCalls) = try await Self.runOneJob([
+            ModelTurn.toolUse([.bash("echo one")]).usage(input: 3000, output: 100),
+            ModelTurn.toolUse([.bash("echo two")]).usage(input: 3000, output: 100),
+            ModelTurn.text("done"),
+        ], worker: ["--job-token-budget", "2000"])
+        #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
+        #expect(job["error"]?["details"]?["limit"]?.stringValue == "job_tokens")
+        // The second call was refused at the gateway: the upstream answered only one.
+        #expect(upstreamCalls == 1)
     }
 
     @Test func anAgentFillingItsWorkspacePastTheQuotaIsStoppedWithE008() async throws {
+        let (job, _) = try await Self.runOneJob([
+            ModelTurn.toolUse([.bash("for i in $(seq 1 40); do head -c 1048576 /dev/zero > fill$i; sleep 0.05; done; echo filled")]),
+            ModelTurn.text("done"),
+        ], worker: ["--workspace-quota-mb", "8"])
+        #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
+        #expect(job["error"]?["details"]?["limit"]?.stringValue == "workspace_bytes", "\(job)")
+        // Stopped well before the 40 MiB the agent meant to write.
+        #expect((job["error"]?["details"]?["amount"]?.intValue ?? .max) < 30 << 20)
+    }
+
+    /// Runs one `generate` job played by `script` on a sandboxed worker started with `worker`
+    /// flags; returns the finished job and how many model calls reached the upstream.
+    static func runOneJob(_ script: ModelScript, worker arguments: [String]) async throws -> (JSONValue, Int) {
         try await withScriptedModelServer { model in
-            model.register([
-                ModelTurn.toolUse([.bash("for i in $(seq 1 40); do head -c 1048576 /dev/zero > fill$i; sleep 0.05; done; echo filled")]),
-                ModelTurn.text("done"),
-            ], as: "filler")
-            try await withServiceHarness(model: model) { harness in
-                let token = try await harness.createUser("filler")
+            model.register(script, as: "one")
+            return try await withServiceHarness(model: model) { harness in
+                let token = try await harness.createUser("one")
                 try await harness.startServer()
-                try harness.startWorker(extraArguments: ["--workspace-quota-mb", "8"])
+                try harness.startWorker(extraArguments: arguments)
                 let reply = try await harness.request("POST", "/v1/jobs", token: token, json: [
-                    "type": "generate", "project": "p", "prompt": "fill \(ModelScript.marker("filler"))",
+                    "type": "generate", "project": "p", "prompt": "go \(ModelScript.marker("one"))",
                 ])
                 let id = try #require(reply.json?["id"]?.stringValue)
                 let job = try await harness.waitForJob(id, token: token)
-                #expect(job["error"]?["code"]?.stringValue == "E008", "\(job)")
-                #expect(job["error"]?["details"]?["limit"]?.stringValue == "workspace_bytes", "\(job)")
-                // Stopped well before the 40 MiB the agent meant to write.
-                #expect((job["error"]?["details"]?["amount"]?.intValue ?? .max) < 30 << 20)
+                return (job, model.requests.filter { $0.scriptName == "one" }.count)
             }
         }
     }
