@@ -119,7 +119,7 @@ _Noreturn static void exec_agent(const struct options *o, int exec_fd) {
     _exit(SETUP_FAILED);
 }
 
-_Noreturn void sandbox_init(const struct options *o, int listen_fd, int status_fd, int sync_fd) {
+_Noreturn void sandbox_init(const struct options *o, int listen_fd, int status_fd) {
     // Nothing inside may read this process's memory or attach to it.
     if (prctl(PR_SET_DUMPABLE, 0) != 0) fail("prctl(DUMPABLE)");
     sigset_t handled;
@@ -192,7 +192,6 @@ _Noreturn void sandbox_init(const struct options *o, int listen_fd, int status_f
             if (broken || (up_done && down_done)) close_relay(r);
         }
     }
-    (void)sync_fd;
     // The agent is gone: say how, then end the namespace (which kills whatever it left).
     char line[32];
     snprintf(line, sizeof line, "status %d\n", agent_status);

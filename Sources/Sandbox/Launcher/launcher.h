@@ -103,7 +103,7 @@ const char *cgroup_failure(void);
 bool cgroup_enforced(void);
 
 // init.c: PID 1 of the sandbox.
-_Noreturn void sandbox_init(const struct options *options, int listen_fd, int status_fd, int sync_fd);
+_Noreturn void sandbox_init(const struct options *options, int listen_fd, int status_fd);
 int open_forward_listener(unsigned port);
 
 #endif

@@ -119,7 +119,8 @@ _Noreturn static void child_setup(struct options *o, int sync_fd, int status_fd)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("prctl(NO_NEW_PRIVS)");
     drop_all_capabilities();
     load_seccomp_filter();
-    sandbox_init(o, listen_fd, status_fd, sync_fd);
+    close(sync_fd);  // nothing more comes from the launcher
+    sandbox_init(o, listen_fd, status_fd);
 }
 
 static void write_id_maps(pid_t child, uid_t uid, gid_t gid) {
