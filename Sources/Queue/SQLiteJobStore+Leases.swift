@@ -5,11 +5,12 @@ import GRDB
 extension SQLiteJobStore {
     /// Claims the next job as `nextClaimable` orders them (per-user `max_running`, fairness
     /// between users). A candidate whose user's daily budget is spent is refused on the way
-    /// (failed `E002` with `details.budget`), never started.
+    /// (failed `E002` with `details.budget`), never started. "Now" is read under the write
+    /// lock, so `started_at` is never earlier than a submission this claim could not see.
     public func claim(owner: String, lease: Duration) async throws -> JobRecord? {
-        let now = now()
         let builtin = builtinLimits
         let (claimed, recovered) = try await database.write("claim") { db -> (JobRecord?, Recovery) in
+            let now = self.now()
             var recovered = try Self.recoverExpired(db, now: now)
             while let candidate = try Self.nextClaimable(db, now: now, builtin: builtin) {
                 do {

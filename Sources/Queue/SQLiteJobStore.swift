@@ -42,7 +42,7 @@ public final class SQLiteJobStore: JobStore, AccountStore {
         self.builtinLimits = limits
         self.submissions = GroupCommit { [feed, clock] jobs in
             try await SQLiteJobStore.insert(
-                jobs, database: database, feed: feed, now: StoredDate.rounded(clock.now()), limits: limits)
+                jobs, database: database, feed: feed, now: { StoredDate.rounded(clock.now()) }, limits: limits)
         }
     }
 
@@ -76,11 +76,14 @@ public final class SQLiteJobStore: JobStore, AccountStore {
 
     /// Writes a batch of submissions in one transaction (see `GroupCommit`), admitting each
     /// against the limits in the same transaction (`SQLiteAdmission`), then wakes the workers
-    /// once for the whole batch.
+    /// once for the whole batch. "Now" is read once the write lock is held, so `created_at`
+    /// follows commit order: a job a claim could not yet see is never stamped before that claim.
     static func insert(
-        _ submissions: [Submission], database: SQLiteDatabase, feed: InotifyChangeFeed, now: Date, limits: UserLimits
+        _ submissions: [Submission], database: SQLiteDatabase, feed: InotifyChangeFeed,
+        now clock: @escaping @Sendable () -> Date, limits: UserLimits
     ) async throws -> [Result<AdmittedSubmission, any Error>] {
         let results = try await database.write("submit") { db -> [Result<AdmittedSubmission, any Error>] in
+            let now = clock()
             var admission = SQLiteAdmission(db: db, now: now, builtin: limits)
             let results = submissions.map { submission in
                 Result { () throws -> AdmittedSubmission in

