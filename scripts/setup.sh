@@ -2,13 +2,14 @@
 # Installs everything the build, the service and the tests need. Idempotent: safe to run again.
 #   - Debian packages (build headers, git for diffs, bubblewrap for the sandbox baseline)
 #   - the Claude Code CLI from PyPI (claude-agent-sdk carries it), into .tools/
-#   - huey, the benchmark baseline, into .tools/python
+#   - with SETUP_BENCH=1: wrk (the HTTP load generator) and huey, the benchmark baseline, into .tools/python
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLAUDE_SDK_VERSION=0.2.187
 TOOLS="$PWD/.tools"
 APT_PACKAGES=(libsqlite3-dev libseccomp-dev libcap-dev zlib1g-dev git python3 python3-pip util-linux procps bubblewrap)
+[ "${SETUP_BENCH:-0}" = "1" ] && APT_PACKAGES+=(wrk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,6 +7,8 @@
 //   jobserver-bench sandbox-job --jobs N     (starts its own scripted model, servers and workers)
 //   jobserver-bench ws-latency --url U --token T --jobs EVENTS [--interval-us U]
 //   jobserver-bench ws-fanout --url U --token T --jobs EVENTS --concurrency SUBSCRIBERS --server-pid P [--interval-us U] [--pad B]
+//   jobserver-bench http-floor --port-file F   (a bare Hummingbird route; serves until SIGTERM)
+//   jobserver-bench spawn-floor --agent PATH --jobs N [--concurrency C]
 //
 // Every subcommand prints human-readable lines and one final machine-readable line starting
 // with `RESULT ` (space-separated key=value pairs) that scripts/bench.sh parses.
@@ -33,12 +35,15 @@ struct Options: Sendable {
     var intervalMicroseconds = 2000
     var pad = 0
     var serverPID: Int32?
+    /// `http-floor`: where to write the port. `spawn-floor`: the executable to start.
+    var portFile = ""
+    var agent = ""
 }
 
 func usage() -> Never {
     FileHandle.standardError.write(Data("""
-    usage: jobserver-bench submit|e2e|latency|ws-latency|ws-fanout|sandbox-job --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
-           [--interval-us U] [--pad B] [--server-pid P]
+    usage: jobserver-bench submit|e2e|latency|ws-latency|ws-fanout|sandbox-job|http-floor|spawn-floor --url URL --token TOKEN --jobs N [--concurrency C] [--timeout S]
+           [--interval-us U] [--pad B] [--server-pid P] [--port-file F] [--agent PATH]
 
     """.utf8))
     exit(2)
@@ -62,10 +67,12 @@ func parseOptions() -> Options {
         case "--interval-us": options.intervalMicroseconds = Int(value) ?? { usage() }()
         case "--pad": options.pad = Int(value) ?? { usage() }()
         case "--server-pid": options.serverPID = Int32(value) ?? { usage() }()
+        case "--port-file": options.portFile = value
+        case "--agent": options.agent = value
         default: usage()
         }
     }
-    let selfContained = options.command == "sandbox-job"
+    let selfContained = ["sandbox-job", "http-floor", "spawn-floor"].contains(options.command)
     guard selfContained || (!options.url.isEmpty && !options.token.isEmpty), options.jobs > 0, options.concurrency > 0 else { usage() }
     return options
 }
@@ -325,6 +332,8 @@ do {
     case "sandbox-job": try await runSandboxJob(jobs: options.jobs)
     case "ws-latency": try await runWebSocketLatency(client, options)
     case "ws-fanout": try await runWebSocketFanout(client, options)
+    case "http-floor": try await runHTTPFloor(portFile: options.portFile)
+    case "spawn-floor": try runSpawnFloor(agent: options.agent, jobs: options.jobs, concurrency: options.concurrency)
     default: usage()
     }
 } catch {

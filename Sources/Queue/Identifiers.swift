@@ -66,8 +66,15 @@ enum SortableID {
             time[index] = alphabet[Int(millis & 31)]
             millis >>= 5
         }
+        // 80 random bits from two draws (each draw is a getrandom(2) call), 5 bits per character.
         var generator = SystemRandomNumberGenerator()
-        let random = (0..<16).map { _ in alphabet[Int(generator.next(upperBound: UInt8(32)))] }
-        return String(decoding: time + random, as: UTF8.self)
+        let words: (UInt64, UInt64) = (generator.next(), generator.next())
+        var bytes = time
+        bytes.reserveCapacity(26)
+        for index in 0..<16 {
+            let word = index < 12 ? words.0 >> (5 * UInt64(index)) : words.1 >> (5 * UInt64(index - 12))
+            bytes.append(alphabet[Int(word & 31)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

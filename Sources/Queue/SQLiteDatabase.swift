@@ -66,15 +66,15 @@ public final class SQLiteDatabase: Sendable {
         config.maximumReaderCount = max(1, options.maximumReaderCount)
         config.label = "queue-store"
         let synchronous = options.synchronous
-        config.prepareDatabase { db in
-            // Per-connection; GRDB sets NORMAL for WAL writers, we make the choice explicit.
-            if !db.configuration.readonly {
-                try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
-            }
-        }
         do {
             self.pool = try FileLock.withExclusiveLock(path: path + ".lock") {
                 let pool = try DatabasePool(path: path, configuration: config)
+                // Per connection, and only the writer commits. Set after the pool is open:
+                // GRDB switches a new pool's writer to NORMAL when it turns WAL on, after
+                // `prepareDatabase` has run.
+                try pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+                }
                 try SQLiteSchema.migrator.migrate(pool)
                 return pool
             }
@@ -85,6 +85,11 @@ public final class SQLiteDatabase: Sendable {
         } catch {
             throw StoreError.unavailable("opening \(path): \(error)")
         }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` as SQLite reports it (0 off, 1 normal, 2 full).
+    public func synchronousSetting() async throws -> Int {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction, committed when it returns.

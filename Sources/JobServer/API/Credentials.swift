@@ -33,11 +33,16 @@ enum Credentials {
     /// refused even next to a valid `x-api-key`: ambiguous credentials fail closed.
     static func headerToken(in headers: HTTPFields) -> String? {
         if let authorization = headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                return String(parts[1]).trimmingCharacters(in: .whitespaces)
-            }
-            return nil
+            let parts = authorization.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1, omittingEmptySubsequences: true)
+            guard parts.count == 2, parts[0].count == 6,
+                  zip(parts[0], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+            else { return nil }
+            // Trim blanks (space, tab) around the token without bridging through Foundation.
+            let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            var token = parts[1][...]
+            while let first = token.first, isBlank(first) { token = token.dropFirst() }
+            while let last = token.last, isBlank(last) { token = token.dropLast() }
+            return token.isEmpty ? nil : String(decoding: token, as: UTF8.self)
         }
         if let key = headers[apiKey], !key.isEmpty { return key }
         return nil

@@ -29,15 +29,28 @@ public struct DataDirectory: Sendable, Hashable {
 
     /// Opens the store named by `JOBSERVER_STORE`, or the SQLite file in this directory. The
     /// service's built-in limits are `UserLimits.standard` (below the store-wide defaults).
-    public func openStore(url: String? = nil) throws -> SQLiteJobStore {
+    ///
+    /// `JOBSERVER_SQLITE_SYNCHRONOUS` (`normal`, the default, or `full`) chooses what a commit
+    /// survives: `normal` survives `kill -9` of any process, `full` also a power loss, at the
+    /// price of an fsync per commit (one per group-committed batch of submissions).
+    public func openStore(
+        url: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> SQLiteJobStore {
         try create()
+        var options = SQLiteOptions()
+        if let value = environment["JOBSERVER_SQLITE_SYNCHRONOUS"], !value.isEmpty {
+            guard let synchronous = SQLiteOptions.Synchronous(rawValue: value.uppercased()) else {
+                throw StoreError.unavailable("JOBSERVER_SQLITE_SYNCHRONOUS must be 'normal' or 'full', not '\(value)'")
+            }
+            options.synchronous = synchronous
+        }
         if let url, !url.isEmpty {
             if url.hasPrefix("sqlite://") || url.hasPrefix("file:") || url.hasPrefix("/") {
                 let file = url.replacingOccurrences(of: "sqlite://", with: "").replacingOccurrences(of: "file:", with: "")
-                return try SQLiteJobStore(path: file, limits: .standard)
+                return try SQLiteJobStore(path: file, options: options, limits: .standard)
             }
             throw StoreError.unavailable("unsupported JOBSERVER_STORE '\(url)': only SQLite files are supported so far")
         }
-        return try SQLiteJobStore(path: storeFile, limits: .standard)
+        return try SQLiteJobStore(path: storeFile, options: options, limits: .standard)
     }
 }
