@@ -85,7 +85,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "noop-agent",
-            linkerSettings: [.unsafeFlags(["-static-executable"])]
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-e", "-Xlinker", "noop_entry"])]
         ),
         .target(
             name: "TestSupport",

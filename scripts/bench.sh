@@ -83,6 +83,10 @@ BENCH="$BIN/jobserver-bench"
 NOOP="$BIN/noop-agent"
 
 value() { grep -o "$2=[^ ]*" "$1" | tail -1 | cut -d= -f2; }
+# CPU time the hypervisor gave to other guests ("steal", /proc/stat): the share of this run's
+# CPU time it took says how far other machines on the host disturbed the figures.
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat; }
+read -r TICKS_START STEAL_START < <(cpu_ticks)
 
 # --- huey baseline ---------------------------------------------------------------------------
 echo
@@ -235,6 +239,10 @@ ours_e2e=$(value "$WORK/e2e.out" e2e_jobs_per_s)
 ours_done=$(value "$WORK/e2e.out" succeeded)
 p50=$(value "$WORK/latency.out" latency_p50_ms)
 p99=$(value "$WORK/latency.out" latency_p99_ms)
+main50=$(value "$WORK/latency.out" latency_main_p50_ms)
+main99=$(value "$WORK/latency.out" latency_main_p99_ms)
+read -r TICKS_END STEAL_END < <(cpu_ticks)
+steal=$(awk -v t=$((TICKS_END - TICKS_START)) -v s=$((STEAL_END - STEAL_START)) 'BEGIN { printf "%.1f", t ? 100 * s / t : 0 }')
 ws50=$(value "$WORK/ws-latency.out" ws_latency_p50_ms)
 ws99=$(value "$WORK/ws-latency.out" ws_latency_p99_ms)
 fan_idle=$(value "$WORK/ws-fanout.out" fanout_idle_rss_mb)
@@ -246,7 +254,7 @@ echo
 echo "== summary ($(nproc) cores; huey: SqliteHuey 1 producer, consumer -k process -w 2; jobserver: wrk, $SUBMIT_CONCURRENCY connections)"
 awk -v hs="$huey_submit" -v hd="$huey_submit_default" -v os="$ours_submit" -v osf="$ours_submit_full" -v he="$huey_e2e" -v oe="$ours_e2e" \
     -v hfloor="$http_floor" -v sfloor="$spawn_floor" \
-    -v p50="$p50" -v p99="$p99" -v refused="$ours_refused" -v done="$ours_done" -v ej="$E2E_JOBS" \
+    -v p50="$p50" -v p99="$p99" -v main50="$main50" -v main99="$main99" -v steal="$steal" -v refused="$ours_refused" -v done="$ours_done" -v ej="$E2E_JOBS" \
     -v lon="$limits_on" -v loff="$limits_off" -v lonc="$limits_on_cpu" -v loffc="$limits_off_cpu" \
     -v lr="$limits_rate_ratio" -v lcr="$limits_cpu_ratio" \
     -v ws50="$ws50" -v ws99="$ws99" -v fidle="$fan_idle" -v fpeak="$fan_peak" -v fcpu="$fan_cpu" -v fok="$fan_ok" \
@@ -263,6 +271,7 @@ BEGIN {
     printf "%-34s %12.2f %12s %8s %8s\n", "  jobs/s as a share of the ceiling", oe / sfloor, "-", "-", "-"
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p50 (ms)", p50, "-", "-", "<=5", verdict(p50 <= 5)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "submit -> agent start p99 (ms)", p99, "-", "-", "<=15", verdict(p99 <= 15)
+    printf "%-34s %12s %12s %8s %8s\n", "  to the agent main() p50 / p99", main50 " / " main99, "-", "-", "-"
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "limits on vs off (jobs/s, median)", lon, loff, lr, ">=0.90x", verdict(lr >= 0.9)
     printf "%-34s %12.1f %12.1f %7.2fx %8s %s\n", "  server CPU us/submission on, off", lonc, loffc, lcr, "<=1.10x", verdict(lcr <= 1.1)
     printf "%-34s %12.2f %12s %8s %8s %s\n", "event -> WebSocket p50 (ms)", ws50, "-", "-", "<=20", verdict(ws50 <= 20)
@@ -271,6 +280,7 @@ BEGIN {
     printf "%-34s %12.1f %12s %8s %8s %s\n", "server RSS, " fsubs " subscribers (MB)", fpeak, "-", "-", "<=200", verdict(fpeak <= 200)
     printf "%-34s %12.2f %12s %8s %8s\n", "server CPU during fan-out (s)", fcpu, "-", "-", "-"
     printf "(submissions refused or failed: %s; e2e jobs succeeded: %s/%s; fan-out subscribers complete: %s/%s)\n", refused, done, ej, fok, fsubs
+    printf "(CPU time stolen by the hypervisor for other guests during these phases: %s%%)\n", steal
 }'
 
 # --- sandbox set-up vs bubblewrap (issue 3) ---------------------------------------------------
