@@ -4,8 +4,8 @@ import GRDB
 /// Each job's append-only event log.
 extension SQLiteJobStore {
     public func appendEvents(_ id: JobID, owner: String, _ events: [NewEvent], byteLimit: Int64) async throws -> EventAppend {
-        let now = now()
         let outcome = try await database.write("appendEvents") { db -> EventAppend in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
             // Only the live lease holder writes, so a worker that lost its lease (and whose job
             // may already run elsewhere) cannot interleave stale output into the log.

@@ -35,8 +35,8 @@ extension SQLiteJobStore {
     }
 
     public func heartbeat(_ id: JobID, owner: String, lease: Duration) async throws -> HeartbeatResult {
-        let now = now()
         return try await database.write("heartbeat") { db -> HeartbeatResult in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id),
                   let next = try? JobLifecycle.heartbeat(job, owner: owner, now: now, lease: lease).roundedForStorage(),
                   let expiresAt = next.leaseExpiresAt
@@ -48,8 +48,8 @@ extension SQLiteJobStore {
 
     @discardableResult
     public func complete(_ id: JobID, owner: String, with completion: JobCompletion) async throws -> JobRecord {
-        let now = now()
         let next = try await database.write("complete") { db -> JobRecord in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
             let next: JobRecord
             do {
@@ -66,8 +66,8 @@ extension SQLiteJobStore {
     }
 
     public func release(_ id: JobID, owner: String) async throws {
-        let now = now()
         let next = try await database.write("release") { db -> JobRecord in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
             let next: JobRecord
             do {
@@ -84,17 +84,16 @@ extension SQLiteJobStore {
 
     @discardableResult
     public func recoverExpiredLeases() async throws -> Int {
-        let now = now()
         let recovered = try await database.write("recoverExpiredLeases") { db in
-            try Self.recoverExpired(db, now: now)
+            try Self.recoverExpired(db, now: self.now())
         }
         announce(recovered)
         return recovered.count
     }
 
     public func requestCancel(_ id: JobID, userID: UserID?) async throws -> JobRecord? {
-        let now = now()
         let change = try await database.write("requestCancel") { db -> (before: JobRecord, after: JobRecord)? in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id), userID == nil || job.userID == userID else { return nil }
             let next = JobLifecycle.requestCancel(job, now: now).roundedForStorage()
             if next != job { try next.update(db) }

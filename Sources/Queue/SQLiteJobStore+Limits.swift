@@ -47,9 +47,9 @@ extension SQLiteJobStore: LimitStore {
     }
 
     public func chargeUsage(_ id: JobID, owner: String, attemptTotal: MeteredUsage) async throws -> BudgetCheck {
-        let now = now()
         let builtin = builtinLimits
         return try await database.write("chargeUsage") { db -> BudgetCheck in
+            let now = self.now()
             guard let job = try JobRecord.fetch(db, id: id) else { throw StoreError.notFound("job \(id)") }
             // Only the live lease holder charges, like it alone appends events: a worker that
             // lost the job cannot charge the next attempt's figures.
