@@ -135,6 +135,60 @@ struct StreamingSocketAPITests {
         }
     }
 
+    @Test func aSocketFollowsAtMost32JobsAndRefusesTheNextWithE002() async throws {
+        try await withStreamingAPI { fixture, base in
+            var submitted: [String] = []
+            for n in 0..<33 {
+                submitted.append(try await fixture.store.submit(NewJob(
+                    userID: fixture.alice.id, kind: "generate", project: "app", payload: ["prompt": .string("p\(n)")])).job.id.rawValue)
+            }
+            let ids = submitted
+            let answered: @Sendable (JSONValue) -> Bool = { ["subscribed", "error"].contains($0.controlType ?? "") }
+            let (replies, close) = try await WebSocketTestClient.connect(
+                WebSocketTestClient.url(base, "/v1/stream"), headers: Self.bearer(fixture.alice)
+            ) { socket in
+                var replies: [JSONValue] = []
+                for (n, id) in ids.enumerated() {
+                    try await socket.send(["action": "subscribe", "request_id": .number(Double(n)), "id": .string(id)])
+                    replies += try await socket.receive(until: answered)
+                }
+                // Subscribing again to a followed job does not count as one more.
+                try await socket.send(["action": "subscribe", "request_id": "again", "id": .string(ids[0])])
+                replies += try await socket.receive(until: answered)
+                // Unsubscribing frees a place for the refused job.
+                try await socket.send(["action": "unsubscribe", "id": .string(ids[1])])
+                replies += try await socket.receive(until: { $0.controlType == "unsubscribed" })
+                try await socket.send(["action": "subscribe", "request_id": "freed", "id": .string(ids[32])])
+                replies += try await socket.receive(until: answered)
+                return replies
+            }
+            let answers = replies.filter(answered)
+            try #require(answers.count == 35, "\(answers)")
+            #expect(answers.prefix(32).allSatisfy { $0.controlType == "subscribed" })
+            let refused = answers[32]
+            #expect(refused.controlType == "error")
+            #expect(refused["request_id"]?.intValue == 32)
+            #expect(refused["error"]?["code"]?.stringValue == "E002")
+            #expect(refused["error"]?["details"]?["max"]?.intValue == 32)
+            #expect(answers[33].controlType == "subscribed" && answers[33]["request_id"]?.stringValue == "again")
+            #expect(answers[34].controlType == "subscribed" && answers[34]["job_id"]?.stringValue == ids[32])
+            #expect(close?.code == 1000)
+        }
+    }
+
+    @Test func aClientMessageOverOneMiBClosesWith1009() async throws {
+        try await withStreamingAPI { fixture, base in
+            let (received, close) = try await WebSocketTestClient.connect(
+                WebSocketTestClient.url(base, "/v1/stream"), headers: Self.bearer(fixture.alice)
+            ) { socket in
+                try await socket.send(text: #"{"action":"subscribe","id":""# + String(repeating: "x", count: 1 << 20) + #""}"#)
+                return try await socket.receiveAll()
+            }
+            #expect(received.isEmpty)
+            #expect(close?.code == 1009)
+        }
+    }
+
     // MARK: - SSE
 
     @Test func sseStreamsEventsWithIDsLiveThenEndsAndResumesFromLastEventID() async throws {
