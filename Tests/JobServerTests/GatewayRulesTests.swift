@@ -70,6 +70,31 @@ import Testing
         #expect(tooBig.finish() == TokenCounts())
     }
 
+    @Test func theScannerNamesTheModelAndTheMeterCountsByModel() async {
+        var sse = UsageScanner(contentType: "text/event-stream", maxJSONBytes: 0)
+        let start = #"data: {"type":"message_start","message":{"id":"m","model":"claude-a","usage":{"input_tokens":7}}}"# + "\n\n"
+        let tokens = sse.consume(ByteBuffer(string: start))
+        #expect(sse.model == "claude-a")
+        var json = UsageScanner(contentType: "application/json", maxJSONBytes: 1 << 20)
+        _ = json.consume(ByteBuffer(string: #"{"model":"claude-b","usage":{"input_tokens":3,"output_tokens":2}}"#))
+        let jsonTokens = json.finish()
+        #expect(json.model == "claude-b")
+
+        let meter = UsageMeter(tokenBudget: nil)
+        var reports = meter.tokenReports.makeAsyncIterator()
+        meter.add(tokens, model: sse.model)
+        #expect(await reports.next()?.tokensByModel == ["claude-a": ModelTokens(input: 7)])
+        meter.add(jsonTokens, model: json.model)
+        meter.add(TokenCounts(output: 5), model: nil)
+        // Only the newest report is kept for a slow reader.
+        let latest = await reports.next()
+        #expect(latest?.tokensByModel == ["claude-a": ModelTokens(input: 7), "claude-b": ModelTokens(input: 3, output: 2),
+                                          "": ModelTokens(output: 5)])
+        #expect(latest?.budgetedTokens == 17)
+        meter.finishReports()
+        #expect(await reports.next() == nil)
+    }
+
     @Test func garbageYieldsNoTokens() {
         #expect(scan(["event: message_start\ndata: {not json\n\n", "data: [1,2]\n\n", "\u{0}\u{1}\n\n"]) == TokenCounts())
     }

@@ -23,6 +23,9 @@ public struct GatewayUsage: Sendable, Hashable {
     public var requestBytes = 0
     /// Response body bytes received from upstream.
     public var responseBytes = 0
+    /// The same tokens by the model that answered (`""` when a reply named none), so spend can
+    /// be priced per model.
+    public var tokensByModel: [String: ModelTokens] = [:]
 
     /// Creates an all-zero snapshot.
     public init() {}

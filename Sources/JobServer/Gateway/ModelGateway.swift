@@ -81,6 +81,7 @@ public func withModelGateway<T>(
         return outcome
     }
     listeners.removeSocketFile()
+    meter.finishReports()
     logger.debug("model gateway stopped", metadata: ["usage": "\(meter.usage)"])
     return try outcome.get()
 }

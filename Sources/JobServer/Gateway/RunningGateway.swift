@@ -21,6 +21,10 @@ public struct RunningGateway: Sendable {
     /// worker should fail the job with `E008`.
     public var budgetExceeded: Bool { meter.budgetExceeded }
 
+    /// The usage after each token report while the gateway runs (only the newest is kept); it
+    /// ends when the gateway stops.
+    var tokenReports: AsyncStream<GatewayUsage> { meter.tokenReports }
+
     /// The variables that point the agent at the gateway: `ANTHROPIC_BASE_URL` = `baseURL`
     /// (the forwarder's `http://127.0.0.1:PORT` inside a sandbox, ``tcpBaseURL`` outside) and
     /// `ANTHROPIC_API_KEY` = the placeholder. Never the real key.

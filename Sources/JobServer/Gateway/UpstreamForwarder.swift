@@ -69,7 +69,7 @@ struct UpstreamForwarder: Sendable {
             ? UsageScanner(contentType: response.headers["content-type"].first, maxJSONBytes: maxMeteredBodyBytes)
             : nil
         defer {
-            if let tokens = scanner?.finish() { meter.add(tokens) }
+            if let tokens = scanner?.finish() { meter.add(tokens, model: scanner?.model) }
         }
         let headers = GatewayHeaders.downstream(from: response.headers, apiKey: apiKey, keepContentLength: true)
         var upstreamFailed = false
@@ -86,7 +86,7 @@ struct UpstreamForwarder: Sendable {
                 }
                 guard let chunk else { break }
                 meter.record { $0.responseBytes += chunk.readableBytes }
-                if let tokens = scanner?.consume(chunk) { meter.add(tokens) }
+                if let tokens = scanner?.consume(chunk) { meter.add(tokens, model: scanner?.model) }
                 try await outbound.write(.body(.byteBuffer(chunk)))
             }
             try await outbound.write(.end(nil))

@@ -8,9 +8,18 @@ final class UsageMeter: Sendable {
     /// Budgeted tokens (see ``GatewayUsage/budgetedTokens``) the job may use; `nil` is unlimited.
     let tokenBudget: Int?
     private let state = Mutex(GatewayUsage())
+    /// The latest usage after each token report, for whoever follows the job's spend live (the
+    /// worker's per-user budget counter); only the newest value is kept.
+    let tokenReports: AsyncStream<GatewayUsage>
+    private let reports: AsyncStream<GatewayUsage>.Continuation
 
     init(tokenBudget: Int?) {
         self.tokenBudget = tokenBudget
+        (tokenReports, reports) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    deinit {
+        reports.finish()
     }
 
     /// A snapshot of everything counted so far.
@@ -27,15 +36,25 @@ final class UsageMeter: Sendable {
         state.withLock { change(&$0) }
     }
 
-    /// Adds reported tokens.
-    func add(_ tokens: TokenCounts) {
+    /// Adds reported tokens of a reply from `model`, and reports the new usage.
+    func add(_ tokens: TokenCounts, model: String?) {
         guard tokens != TokenCounts() else { return }
-        record {
-            $0.inputTokens += tokens.input
-            $0.outputTokens += tokens.output
-            $0.cacheCreationInputTokens += tokens.cacheCreation
-            $0.cacheReadInputTokens += tokens.cacheRead
+        let usage = state.withLock { usage in
+            usage.inputTokens += tokens.input
+            usage.outputTokens += tokens.output
+            usage.cacheCreationInputTokens += tokens.cacheCreation
+            usage.cacheReadInputTokens += tokens.cacheRead
+            usage.tokensByModel[model ?? "", default: ModelTokens()] = usage.tokensByModel[model ?? "", default: ModelTokens()]
+                + ModelTokens(input: Int64(tokens.input), output: Int64(tokens.output),
+                              cacheCreation: Int64(tokens.cacheCreation), cacheRead: Int64(tokens.cacheRead))
+            return usage
         }
+        reports.yield(usage)
+    }
+
+    /// Ends ``tokenReports`` (the gateway stopped).
+    func finishReports() {
+        reports.finish()
     }
 }
 

@@ -23,6 +23,10 @@ struct UsageScanner {
     /// Longest SSE line kept; `message_start` lines are a few hundred bytes.
     private static let maxLineBytes = 1 << 20
 
+    /// The model the current message names (`message_start`'s `message.model`, or the JSON
+    /// reply's `model`), once seen.
+    private(set) var model: String?
+
     // Current message: the latest reported value of each field and what was returned already.
     private var reported = TokenCounts()
     private var returned = TokenCounts()
@@ -76,7 +80,9 @@ struct UsageScanner {
     mutating func finish() -> TokenCounts {
         switch format {
         case .json:
-            if !bodyOverflowed, let usage = body.withUnsafeBufferPointer({ JSONValue.parse(bytes: $0) })?["usage"] {
+            if !bodyOverflowed, let reply = body.withUnsafeBufferPointer({ JSONValue.parse(bytes: $0) }),
+               let usage = reply["usage"] {
+                model = reply["model"]?.stringValue
                 apply(usage)
             }
             body = []
@@ -129,6 +135,7 @@ struct UsageScanner {
             // A new message: its counts start from zero.
             reported = TokenCounts()
             returned = TokenCounts()
+            model = event["message"]?["model"]?.stringValue
             if let usage = event["message"]?["usage"] { apply(usage) }
         case "message_delta":
             if let usage = event["usage"] { apply(usage) }

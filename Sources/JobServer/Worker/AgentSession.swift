@@ -25,9 +25,11 @@ struct AgentSession: Sendable {
     }
 
     /// Runs the agent described by `request` to its end; `onLine` gets each line of its output.
+    /// `usage` follows the gateway's token count while the agent runs, and gets its final
+    /// count before this returns.
     func run(
         _ request: LaunchRequest, limits: SupervisionLimits, control: ProcessControl,
-        onLine: @escaping @Sendable (String) async -> Void
+        usage: (any ModelUsageSink)? = nil, onLine: @escaping @Sendable (String) async -> Void
     ) async -> Outcome {
         let socketPath = launcher.gatewayTransport == .unixSocket ? Self.socketPath(scratch: request.scratch) : nil
         defer {
@@ -56,7 +58,17 @@ struct AgentSession: Sendable {
                 } catch {
                     return Outcome(failure: JobError(.sandboxViolation, "sandbox set-up refused: \(error)"))
                 }
-                let report = await ProcessSupervisor().run(prepared, limits: limits, control: control, onLine: onLine)
+                let report = await withTaskGroup(of: Void.self) { group in
+                    if let usage {
+                        group.addTask {
+                            for await counted in gateway.tokenReports { await usage.observe(gateway: counted) }
+                        }
+                    }
+                    let report = await ProcessSupervisor().run(prepared, limits: limits, control: control, onLine: onLine)
+                    group.cancelAll()
+                    return report
+                }
+                await usage?.observe(gateway: gateway.usage)
                 await prepared.cleanup()
                 return Outcome(report: report, usage: gateway.usage, budgetExceeded: gateway.budgetExceeded)
             }

@@ -113,7 +113,7 @@ struct JobRunner: Sendable {
                     control.stop(.limitExceeded(limit: "workspace_bytes", amount: $0))
                 }
             }
-            let outcome = await session.run(launchRequest, limits: limits, control: interruption.control) { line in
+            let outcome = await session.run(launchRequest, limits: limits, control: interruption.control, usage: usage) { line in
                 if let event = stream.withLock({ $0.consume(line) }) {
                     await batcher.add(event)
                     await usage.observe(event)

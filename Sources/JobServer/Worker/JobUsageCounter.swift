@@ -1,12 +1,14 @@
 import Logging
 import Queue
 
-/// Where a running job's model usage is reported as it happens. The worker feeds it the CLI's
-/// stream-json; the model gateway can feed it each forwarded response's `usage` the same way.
+/// Where a running job's model usage is reported as it happens: the CLI's stream-json as the
+/// worker reads it, and the job's model gateway as it forwards replies.
 protocol ModelUsageSink: Sendable {
     /// Usage of one model response so far. Reporting the same `response` again replaces its
     /// earlier figures, so a response may be reported at its start and again when complete.
     func record(response: String, model: String?, tokens: ModelTokens) async
+    /// Everything the job's model gateway has counted so far (replaces the previous report).
+    func observe(gateway usage: GatewayUsage) async
 }
 
 /// Counts one run's model usage and charges it to its user's daily budgets as it grows
@@ -18,6 +20,11 @@ protocol ModelUsageSink: Sendable {
 /// streamed), spend is estimated from list prices. `settle` replaces them with the CLI's final
 /// `result` — exact tokens and `total_cost_usd` — so the day's totals are exact for every run
 /// that ends with a result, and as exact as the last report for one that does not (killed).
+///
+/// The gateway's count (`observe(gateway:)`) is a floor under all of it. The CLI's output comes
+/// from inside the sandbox, where the agent's own processes can write into its stdout and forge
+/// lower figures; the gateway runs in the worker and counts what the upstream reported. What is
+/// charged is, field by field, the larger of the two.
 /// An actor, so charges reach the store in order and a later total never loses to an earlier.
 actor JobUsageCounter: ModelUsageSink {
     private let store: any LimitStore
@@ -26,6 +33,9 @@ actor JobUsageCounter: ModelUsageSink {
     private let logger: Logger
     private let onExceeded: @Sendable (BudgetExhaustion) -> Void
     private var responses: [String: (model: String?, tokens: ModelTokens)] = [:]
+    /// What the CLI's own output reports, and what the gateway counted.
+    private var reported = MeteredUsage()
+    private var gatewayFloor = MeteredUsage()
     private var charged = MeteredUsage()
     private var settled = false
     /// The budget this run crossed, once it did.
@@ -43,12 +53,14 @@ actor JobUsageCounter: ModelUsageSink {
     func record(response: String, model: String?, tokens: ModelTokens) async {
         guard !settled, responses[response]?.tokens != tokens else { return }
         responses[response] = (model, tokens)
-        var total = MeteredUsage()
-        for (model, tokens) in responses.values {
-            total.tokens += tokens.budgeted
-            total.costMicroUSD += MeteredUsage.micros(usd: ModelPrices.estimate(tokens, model: model))
-        }
-        await charge(total)
+        reported = Self.metered(responses.values.map { ($0.model, $0.tokens) })
+        await charge(Self.larger(reported, gatewayFloor))
+    }
+
+    func observe(gateway usage: GatewayUsage) async {
+        guard !settled else { return }
+        gatewayFloor = Self.metered(usage.tokensByModel.map { ($0.key.isEmpty ? nil : $0.key, $0.value) })
+        await charge(Self.larger(reported, gatewayFloor))
     }
 
     /// Counts an `assistant` line of the CLI's stream-json (other events are ignored).
@@ -60,13 +72,28 @@ actor JobUsageCounter: ModelUsageSink {
     }
 
     /// Charges the run's final figures from the CLI's `result` line (its `usage` and
-    /// `total_cost_usd`); without a result the running figures stand. Later reports are ignored.
+    /// `total_cost_usd`), never below the gateway's count; without a result the running
+    /// figures stand. Call it after the gateway's last report: later reports are ignored.
     func settle(result: JSONValue?) async {
         guard !settled else { return }
         settled = true
         guard let result, let tokens = ModelTokens(usage: result["usage"]) else { return }
-        let cost = result["total_cost_usd"]?.doubleValue.map(MeteredUsage.micros(usd:)) ?? charged.costMicroUSD
-        await charge(MeteredUsage(tokens: tokens.budgeted, costMicroUSD: cost))
+        let cost = result["total_cost_usd"]?.doubleValue.map(MeteredUsage.micros(usd:)) ?? reported.costMicroUSD
+        await charge(Self.larger(MeteredUsage(tokens: tokens.budgeted, costMicroUSD: cost), gatewayFloor))
+    }
+
+    /// Budgeted tokens and list-price spend of per-model token counts.
+    private static func metered(_ usage: [(model: String?, tokens: ModelTokens)]) -> MeteredUsage {
+        var total = MeteredUsage()
+        for (model, tokens) in usage {
+            total.tokens += tokens.budgeted
+            total.costMicroUSD += MeteredUsage.micros(usd: ModelPrices.estimate(tokens, model: model))
+        }
+        return total
+    }
+
+    private static func larger(_ a: MeteredUsage, _ b: MeteredUsage) -> MeteredUsage {
+        MeteredUsage(tokens: max(a.tokens, b.tokens), costMicroUSD: max(a.costMicroUSD, b.costMicroUSD))
     }
 
     private func charge(_ total: MeteredUsage) async {
