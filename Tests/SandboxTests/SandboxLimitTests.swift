@@ -62,14 +62,64 @@ struct SandboxLimitTests {
         #expect(sleeper)
         if let pid = HostProcesses.matching(marker).first {
             let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
-            #expect(membership.contains("0::/jobserver-\(name)"), "\(membership)")
+            #expect(membership.contains("0::/jobserver-\(name).p\(process.processIdentifier)"), "\(membership)")
         }
         // Stopped the way the worker stops a cancelled job; the launcher then empties the group.
         kill(process.processIdentifier, SIGTERM)
         await ServiceHarness.waitForExit(process)
         #expect(process.terminationStatus == 128 + SIGKILL, "the sandbox was killed, not set up wrong")
         #expect(HostProcesses.matching(marker).isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/jobserver-\(name)"))
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/jobserver-\(name).p\(process.processIdentifier)"))
+    }
+
+    /// Where this process's job groups go in the v1 memory hierarchy (the launcher's own group).
+    static func memoryGroupParent() throws -> String {
+        let lines = try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8).split(separator: "\n")
+        let own = try #require(lines.first { $0.split(separator: ":").dropFirst().first?.split(separator: ",").contains("memory") == true })
+        return "/sys/fs/cgroup/memory" + String(own.split(separator: ":", maxSplits: 2)[2])
+    }
+
+    @Test("groups left by a launcher killed with its worker are removed by the next launch",
+          .enabled(if: SandboxFixture.isRoot && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory")))
+    func staleGroupsAreSwept() async throws {
+        let parent = try Self.memoryGroupParent()
+        let name = "stale\(UInt32.random(in: 0 ... .max))"
+        let marker = "stale-sleeper-\(UInt32.random(in: 0 ... .max))"
+        // A stand-in worker killed with -9 while its sandbox runs: the launcher dies without
+        // cleaning up, and its group stays.
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: "/bin/sh")
+        worker.environment = ["MARKER": marker, "PATH": "/usr/bin:/bin"]
+        let launch = [SandboxFixture.launcher, "--sandbox"] + SandboxFixture.identityArguments
+            + ["--cgroup", "required", "--cgroup-name", name, "--", "/usr/bin/bash", "-c", "exec -a \"$MARKER\" sleep 300"]
+        worker.arguments = ["-c", launch.map { "'\($0)'" }.joined(separator: " ") + " & wait"]
+        try worker.run()
+        #expect(await poll { !HostProcesses.matching(marker).isEmpty }, "the sandboxed sleeper never started")
+        let groups = { (try? FileManager.default.contentsOfDirectory(atPath: parent))?.filter { $0.hasPrefix("jobserver-\(name).p") } ?? [] }
+        #expect(groups().count == 1, "\(groups())")
+        kill(worker.processIdentifier, SIGKILL)
+        await ServiceHarness.waitForExit(worker)
+        #expect(await poll { HostProcesses.matching(marker).isEmpty }, "the sandbox outlived its worker")
+        #expect(groups().count == 1, "the killed launcher's group is left behind")
+        // Once the killed launcher is gone (reaped) and its group has emptied, the next launch removes it.
+        let stale = try #require(groups().first)
+        let launcherPID = try #require(stale.split(separator: ".").last.map { $0.dropFirst() })
+        let emptied = await poll {
+            !FileManager.default.fileExists(atPath: "/proc/\(launcherPID)")
+                && ((try? String(contentsOfFile: parent + "/" + stale + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty
+        }
+        #expect(emptied, "the killed launcher or its processes lingered")
+
+        // A group named for a live process (this one) must survive the sweep.
+        let decoy = parent + "/jobserver-decoy\(UInt32.random(in: 0 ... .max)).p\(getpid())"
+        try FileManager.default.createDirectory(atPath: decoy, withIntermediateDirectories: false)
+        defer { rmdir(decoy) }
+        let next = try await runLauncher(["--sandbox"] + SandboxFixture.identityArguments + [
+            "--cgroup", "required", "--cgroup-name", "sweeper\(getpid())", "--", "/usr/bin/true",
+        ])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(groups().isEmpty, "the stale group is still there: \(groups())")
+        #expect(FileManager.default.fileExists(atPath: decoy), "a live launcher's group was removed")
     }
 
     @Test("filling /tmp stops at its size")

@@ -12,6 +12,7 @@
 // "auto" runs without them where nothing is delegated (an unprivileged worker's default; its
 // rlimits still apply), "off" never uses cgroups.
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -129,8 +130,35 @@ static int own_cgroup(const char *controller, char *out, size_t size) {
     return 0;
 }
 
+/// Removes the groups in `parent` that launchers killed together with their worker left
+/// behind (SIGKILL gave them no chance to clean up): named `jobserver-NAME.pPID` for a launcher
+/// PID that no longer exists, and empty. A live PID (even a reused one) or a PID this process
+/// may not signal is left alone, and rmdir refuses a group that still holds a process or a
+/// child, so a live job's group is never touched.
+static void sweep_stale_groups(const char *parent) {
+    DIR *dir = opendir(parent);
+    if (dir == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strncmp(entry->d_name, "jobserver-", 10) != 0) continue;
+        const char *mark = strrchr(entry->d_name, '.');
+        if (mark == NULL || mark[1] != 'p' || mark[2] == '\0') continue;
+        char *end = NULL;
+        long pid = strtol(mark + 2, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[PATH_MAX + 512];
+        snprintf(path, sizeof path, "%s/%s", parent, entry->d_name);
+        (void)rmdir(path);
+    }
+    closedir(dir);
+}
+
+/// The job's group `jobserver-NAME.pPID` (PID: this launcher) under `parent`, after sweeping
+/// the stale ones there.
 static int make_group(char *dir, size_t size, const char *parent, const char *name) {
-    snprintf(dir, size, "%s/jobserver-%s", parent, name);
+    sweep_stale_groups(parent);
+    snprintf(dir, size, "%s/jobserver-%s.p%ld", parent, name, (long)getpid());
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return failed("mkdir", dir);
     return 0;
 }
