@@ -6,8 +6,8 @@ import Testing
 @testable import JobServer
 
 /// What a run charges to its user's day: the CLI's own figures, but never less than the model
-/// gateway counted. The CLI's output comes from inside the sandbox, where the agent can write
-/// into it; the gateway counts outside. A real SQLite store holds the charges.
+/// gateway counted. The CLI's figures are the agent's own account from inside the sandbox; the
+/// gateway counts outside it. A real SQLite store holds the charges.
 @Suite struct JobUsageCounterTests {
     static let model = "claude-sonnet-4-5"
 
@@ -38,7 +38,7 @@ import Testing
          "total_cost_usd": .number(costUSD)]
     }
 
-    @Test func aForgedLowResultDoesNotLowerWhatTheGatewayCounted() async throws {
+    @Test func aLowResultDoesNotLowerWhatTheGatewayCounted() async throws {
         try await withCounter { store, job, counter in
             let counted = ModelTokens(input: 10_000, output: 2_000)
             await counter.record(response: "msg_1", model: Self.model, tokens: ModelTokens(input: 10_000, output: 1))
@@ -47,7 +47,7 @@ import Testing
                                      costMicroUSD: MeteredUsage.micros(usd: ModelPrices.estimate(counted, model: Self.model)))
             let charged1 = try await Self.today(store, job)
             #expect(charged1 == floor)
-            // The agent wrote a result claiming almost nothing into the CLI's output.
+            // The agent's result claims almost nothing.
             await counter.settle(result: Self.result(input: 1, output: 1, costUSD: 0.000001))
             let charged2 = try await Self.today(store, job)
             #expect(charged2 == floor)

@@ -21,10 +21,11 @@ protocol ModelUsageSink: Sendable {
 /// `result` — exact tokens and `total_cost_usd` — so the day's totals are exact for every run
 /// that ends with a result, and as exact as the last report for one that does not (killed).
 ///
-/// The gateway's count (`observe(gateway:)`) is a floor under all of it. The CLI's output comes
-/// from inside the sandbox, where the agent's own processes can write into its stdout and forge
-/// lower figures; the gateway runs in the worker and counts what the upstream reported. What is
-/// charged is, field by field, the larger of the two.
+/// The gateway's count (`observe(gateway:)`) is a floor under all of it. The CLI's figures are
+/// the agent's own account, printed from inside the sandbox, and they lag the reply (output as
+/// far as it has been printed) or never come (an agent stopped mid-reply); the gateway runs in
+/// the worker and counts what the upstream reported as it streams. What is charged is, field by
+/// field, the larger of the two.
 /// An actor, so charges reach the store in order and a later total never loses to an earlier.
 actor JobUsageCounter: ModelUsageSink {
     private let store: any LimitStore
