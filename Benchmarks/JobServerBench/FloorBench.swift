@@ -57,9 +57,15 @@ func runSpawnFloor(agent: String, jobs: Int, concurrency: Int) throws {
 /// One start of `path` with a prompt argument, its stdout read to EOF; true when it exited 0.
 private func spawnAndWait(_ path: String) -> Bool {
     var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return false }
-    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-    _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    // The pipe is made close-on-exec before any other thread may start a child (no `pipe2`
+    // here), so no child inherits another start's pipe and holds its end open.
+    let made = spawnGate.exclusively {
+        guard pipe(&fds) == 0 else { return false }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        return true
+    }
+    guard made else { return false }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -67,7 +73,7 @@ private func spawnAndWait(_ path: String) -> Bool {
     let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), strdup("-p"), strdup("spawn floor"), nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    let spawned = spawnGate.shared { posix_spawn(&pid, path, &actions, nil, argv, environ) }
     close(fds[1])
     defer { close(fds[0]) }
     guard spawned == 0 else { return false }
@@ -83,6 +89,32 @@ private func spawnAndWait(_ path: String) -> Bool {
         guard errno == EINTR else { return false }
     }
     return status == 0
+}
+
+/// Starts share it; making a pipe excludes them (see `spawnAndWait`).
+private let spawnGate = ReadWriteLock()
+
+private final class ReadWriteLock: @unchecked Sendable {
+    /// Heap-allocated: a pthread lock must not move.
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+    init() {
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
+    }
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+    func shared<T>(_ body: () -> T) -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body()
+    }
+    func exclusively<T>(_ body: () -> T) -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body()
+    }
 }
 
 /// A counter shared by `concurrentPerform`'s threads.

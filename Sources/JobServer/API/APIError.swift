@@ -31,12 +31,8 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// The envelope as a JSON value (also used for job errors and WebSocket close reasons).
     public var envelope: JSONValue {
-        var body: [String: JSONValue] = [
-            "code": .string(code.rawValue), "name": .string(code.name), "message": .string(message),
-            "status": .number(Double(status.code)), "retryable": .bool(code.retryable),
-            "details": details ?? .object([:]),
-        ]
-        if status.code == 0 { body["status"] = .null }
+        var body = JobView.errorFields(JobError(code, message, details: details))
+        body["status"] = status.code == 0 ? .null : .number(Double(status.code))
         return .object(["error": .object(body)])
     }
 

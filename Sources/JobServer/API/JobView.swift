@@ -39,10 +39,16 @@ enum JobView {
 
     /// A job error as published: code, name, message, retryable, details.
     static func error(_ error: JobError) -> JSONValue {
-        .object([
+        .object(errorFields(error))
+    }
+
+    /// The fields every error envelope shares (DESIGN §4): a job's `error`, the HTTP envelope
+    /// (which adds `status`, `APIError`) and a stream's close reason (`StreamFailure`).
+    static func errorFields(_ error: JobError) -> [String: JSONValue] {
+        [
             "code": .string(error.code.rawValue), "name": .string(error.code.name), "message": .string(error.message),
             "retryable": .bool(error.code.retryable), "details": error.details ?? .object([:]),
-        ])
+        ]
     }
 
     static func timestamp(_ date: Date) -> JSONValue {

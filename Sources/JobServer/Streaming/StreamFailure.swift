@@ -20,10 +20,7 @@ public struct StreamFailure: Error, Sendable, Hashable {
     /// `{"error": {"code", "name", "message", "retryable", "details"}}` — the HTTP envelope
     /// without `status`, since a stream failure has no HTTP status of its own.
     public var envelope: JSONValue {
-        .object(["error": .object([
-            "code": .string(code.rawValue), "name": .string(code.name), "message": .string(message),
-            "retryable": .bool(code.retryable), "details": details ?? .object([:]),
-        ])])
+        .object(["error": JobView.error(JobError(code, message, details: details))])
     }
 
     /// The envelope as a close reason, which RFC 6455 caps at 123 bytes: if the whole envelope
