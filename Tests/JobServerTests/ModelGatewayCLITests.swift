@@ -54,11 +54,11 @@ struct ModelGatewayCLITests {
 
                 // The gateway metered what the CLI reports having used.
                 let usage = fixture.gateway.usage
-                #expect(usage.inputTokens == 210 + 250 + 290)
-                #expect(usage.outputTokens == 31 + 12 + 5)
-                #expect(usage.cacheCreationInputTokens == 40)
-                #expect(result["usage"]?["input_tokens"]?.intValue == usage.inputTokens)
-                #expect(result["usage"]?["output_tokens"]?.intValue == usage.outputTokens)
+                #expect(usage.tokens.input == 210 + 250 + 290)
+                #expect(usage.tokens.output == 31 + 12 + 5)
+                #expect(usage.tokens.cacheCreation == 40)
+                #expect(result["usage"]?["input_tokens"]?.intValue == Int(usage.tokens.input))
+                #expect(result["usage"]?["output_tokens"]?.intValue == Int(usage.tokens.output))
                 #expect(usage.requests == upstream.count)
                 #expect(usage.refusedRequests == 0)
             }

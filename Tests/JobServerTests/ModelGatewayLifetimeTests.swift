@@ -88,7 +88,7 @@ import Testing
                 }
                 // What the job used stays readable after the gateway has stopped.
                 #expect(gateway.usage.requests == 1)
-                #expect(gateway.usage.inputTokens == 0)
+                #expect(gateway.usage.tokens.input == 0)
             }
         }
     }

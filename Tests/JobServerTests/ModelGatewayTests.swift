@@ -33,10 +33,10 @@ import Testing
             #expect(!upstream.headers.values.contains { $0.contains(fixture.gateway.placeholderKey) })
 
             let usage = fixture.gateway.usage
-            #expect(usage.inputTokens == 123)
-            #expect(usage.outputTokens == 45)
-            #expect(usage.cacheCreationInputTokens == 7)
-            #expect(usage.cacheReadInputTokens == 11)
+            #expect(usage.tokens.input == 123)
+            #expect(usage.tokens.output == 45)
+            #expect(usage.tokens.cacheCreation == 7)
+            #expect(usage.tokens.cacheRead == 11)
             #expect(usage.budgetedTokens == 123 + 45 + 7)
             #expect(usage.requests == 1)
             #expect(usage.refusedRequests == 0)
@@ -76,7 +76,7 @@ import Testing
             #expect(fixture.server.completedStreamCount == 0)
             #expect(fixture.server.activeStreamCount == 1)
             // Usage from message_start is recorded while the stream is still open.
-            #expect(fixture.gateway.usage.inputTokens == 321)
+            #expect(fixture.gateway.usage.tokens.input == 321)
 
             while let chunk = try await chunks.next() {
                 received += String(buffer: chunk)
@@ -85,8 +85,8 @@ import Testing
             #expect(received.hasSuffix("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
             #expect(try await eventually { fixture.server.completedStreamCount == 1 })
             let usage = fixture.gateway.usage
-            #expect(usage.inputTokens == 321)
-            #expect(usage.outputTokens == 54)
+            #expect(usage.tokens.input == 321)
+            #expect(usage.tokens.output == 54)
             #expect(usage.requests == 1)
         }
     }

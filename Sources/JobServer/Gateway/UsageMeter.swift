@@ -39,14 +39,10 @@ final class UsageMeter: Sendable {
     /// Adds reported tokens of a reply from `model`, and reports the new usage.
     func add(_ tokens: TokenCounts, model: String?) {
         guard tokens != TokenCounts() else { return }
+        let reported = ModelTokens(input: Int64(tokens.input), output: Int64(tokens.output),
+                                   cacheCreation: Int64(tokens.cacheCreation), cacheRead: Int64(tokens.cacheRead))
         let usage = state.withLock { usage in
-            usage.inputTokens += tokens.input
-            usage.outputTokens += tokens.output
-            usage.cacheCreationInputTokens += tokens.cacheCreation
-            usage.cacheReadInputTokens += tokens.cacheRead
-            usage.tokensByModel[model ?? "", default: ModelTokens()] = usage.tokensByModel[model ?? "", default: ModelTokens()]
-                + ModelTokens(input: Int64(tokens.input), output: Int64(tokens.output),
-                              cacheCreation: Int64(tokens.cacheCreation), cacheRead: Int64(tokens.cacheRead))
+            usage.tokensByModel[model ?? "", default: ModelTokens()] = usage.tokensByModel[model ?? "", default: ModelTokens()] + reported
             return usage
         }
         reports.yield(usage)
